@@ -1,0 +1,12 @@
+//! Files at the edges of the engine: finding inputs, reading DICOM (with or without a file meta
+//! group), writing outputs atomically under pseudonymous paths, and the per-input run record.
+//!
+//! The engine ([`umbra_core`]) never sees a path; this crate never decides what to keep.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod read;
+mod run;
+
+pub use read::{ReadError, read_object};
+pub use run::{Outcome, Record, RunOptions, Summary, UsageError, collect_inputs, run};

@@ -1,0 +1,88 @@
+//! Reading one input file into a data set and its transfer syntax.
+
+use dicom_object::file::ReadPreamble;
+use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::entries::{
+    EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
+};
+use std::path::Path;
+
+/// Why an input could not be read as DICOM.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not a DICOM file (no `DICM` magic and no plausible raw data set).
+    #[error("not a DICOM file")]
+    NotDicom,
+    /// The file could not be read.
+    #[error("cannot read file: {0}")]
+    Io(String),
+    /// A DICOM file that does not parse (truncated, malformed, unsupported transfer syntax).
+    #[error("cannot parse DICOM: {0}")]
+    Parse(String),
+}
+
+fn one_line(e: impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reads a whole DICOM file: Part 10 with or without preamble, or a bare data set without file
+/// meta group (implicit or explicit VR little endian). Returns the data set and the UID of the
+/// transfer syntax it is encoded in.
+pub fn read_object(path: &Path) -> Result<(InMemDicomObject, String), ReadError> {
+    let bytes = std::fs::read(path).map_err(|e| ReadError::Io(one_line(e)))?;
+    parse_bytes(&bytes)
+}
+
+/// [`read_object`] on bytes already in memory.
+pub fn parse_bytes(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadError> {
+    let part10 = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        Some(&bytes[128..])
+    } else if bytes.starts_with(b"DICM") {
+        Some(bytes)
+    } else {
+        None
+    };
+    if let Some(from) = part10 {
+        let obj = OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Never)
+            .from_reader(from)
+            .map_err(|e| ReadError::Parse(one_line(e)))?;
+        let ts = obj
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches(['\0', ' '])
+            .to_owned();
+        return Ok((obj.into_inner(), ts));
+    }
+    read_bare_dataset(bytes)
+}
+
+/// A data set without preamble or meta group, as older systems and some exports write them.
+/// Only accepted when it starts like one: an even group no higher than 0x0010 (command, meta,
+/// directory, identifying or patient groups), and it carries a SOP Class UID.
+fn read_bare_dataset(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadError> {
+    if bytes.len() < 8 {
+        return Err(ReadError::NotDicom);
+    }
+    let group = u16::from_le_bytes([bytes[0], bytes[1]]);
+    if group & 1 == 1 || group > 0x0010 {
+        return Err(ReadError::NotDicom);
+    }
+    let vr_chars = &bytes[4..6];
+    let explicit = vr_chars.iter().all(u8::is_ascii_uppercase)
+        && dicom_core::VR::from_binary([vr_chars[0], vr_chars[1]]).is_some();
+    let ts = if explicit {
+        EXPLICIT_VR_LITTLE_ENDIAN.erased()
+    } else {
+        IMPLICIT_VR_LITTLE_ENDIAN.erased()
+    };
+    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts).map_err(|e| {
+        // Something that does not parse and never looked like DICOM is not DICOM.
+        ReadError::Parse(one_line(e))
+    })?;
+    if obj.get(dicom_dictionary_std::tags::SOP_CLASS_UID).is_none() {
+        return Err(ReadError::NotDicom);
+    }
+    Ok((obj, ts.uid().to_owned()))
+}

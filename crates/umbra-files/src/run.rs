@@ -1,0 +1,312 @@
+//! One de-identification run over files: inputs in, outputs written atomically, one record per input.
+
+use crate::read::{ReadError, read_object};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use umbra_core::{Deidentifier, HoldKind};
+
+/// What happened to one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// De-identified and written.
+    Written,
+    /// A DICOM object kept back because releasing it could disclose identity.
+    HeldBack,
+    /// A DICOM object that could not be processed (unreadable, truncated, malformed).
+    Failed,
+    /// Not an object to release: not DICOM, or a DICOMDIR. Never copied.
+    Skipped,
+}
+
+/// The record of one input, as written to `--report` (one JSON object per line).
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    /// The input path.
+    pub input: PathBuf,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Why, when it was not simply written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The output path relative to `--out`, when written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<PathBuf>,
+}
+
+/// Settings of a run that concern files.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Worker threads.
+    pub jobs: usize,
+}
+
+/// Records of every input, in input order.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// One record per input.
+    pub records: Vec<Record>,
+}
+
+impl Summary {
+    /// How many inputs had this outcome.
+    pub fn count(&self, o: Outcome) -> usize {
+        self.records.iter().filter(|r| r.outcome == o).count()
+    }
+
+    /// Distinct reasons with their counts, most frequent first, for one outcome.
+    pub fn reasons(&self, o: Outcome) -> Vec<(String, usize)> {
+        let mut m: HashMap<&str, usize> = HashMap::new();
+        for r in self.records.iter().filter(|r| r.outcome == o) {
+            *m.entry(r.reason.as_deref().unwrap_or("")).or_default() += 1;
+        }
+        let mut v: Vec<(String, usize)> = m.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+/// A problem with the command line's paths.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// An input does not exist.
+    #[error("input {0} does not exist")]
+    MissingInput(PathBuf),
+    /// The output folder is an input or inside one... or an input is inside the output.
+    #[error("{0}")]
+    Overlap(String),
+}
+
+const TMP_PREFIX: &str = ".umbra-tmp-";
+
+/// Expands the inputs (files and folders, recursively) into a sorted list of files, leaving out
+/// anything under the output folder and Umbra's own temporary files.
+pub fn collect_inputs(inputs: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, UsageError> {
+    let out_abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    let mut files = Vec::new();
+    for input in inputs {
+        if !input.exists() {
+            return Err(UsageError::MissingInput(input.clone()));
+        }
+        let abs = std::fs::canonicalize(input).unwrap_or_else(|_| input.clone());
+        let out_canon = std::fs::canonicalize(&out_abs).unwrap_or_else(|_| out_abs.clone());
+        if abs.starts_with(&out_canon) {
+            return Err(UsageError::Overlap(format!(
+                "input {} is inside the output folder {}",
+                input.display(),
+                out.display()
+            )));
+        }
+        for entry in walkdir::WalkDir::new(input)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let entry = entry.map_err(|e| {
+                UsageError::Overlap(format!("cannot list {}: {e}", input.display()))
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let p = entry.path();
+            let canon = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            if canon.starts_with(&out_canon)
+                || p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX))
+            {
+                continue;
+            }
+            files.push(p.to_path_buf());
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Who owns each output path in this run, to settle two inputs with the same SOP Instance UID.
+struct Claims {
+    owners: Mutex<HashMap<PathBuf, usize>>,
+    displaced: Mutex<Vec<(usize, String)>>,
+}
+
+/// De-identifies `files` with `engine`, writing under `opts.out`. `progress` is called once per
+/// input as it completes (from worker threads). Memory holds at most `jobs` objects at a time.
+pub fn run(
+    files: &[PathBuf],
+    engine: &Deidentifier,
+    opts: &RunOptions,
+    progress: &(dyn Fn(&Record) + Sync),
+) -> Summary {
+    let claims = Claims {
+        owners: Mutex::new(HashMap::new()),
+        displaced: Mutex::new(Vec::new()),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build();
+    let work = || {
+        files
+            .par_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let r = process_one(i, f, files, engine, &opts.out, &claims);
+                progress(&r);
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut records = match pool {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    };
+    for (i, reason) in claims.displaced.into_inner().unwrap_or_default() {
+        records[i].outcome = Outcome::HeldBack;
+        records[i].reason = Some(reason);
+        records[i].output = None;
+    }
+    Summary { records }
+}
+
+fn record(
+    input: &Path,
+    outcome: Outcome,
+    reason: Option<String>,
+    output: Option<PathBuf>,
+) -> Record {
+    Record {
+        input: input.to_path_buf(),
+        outcome,
+        reason,
+        output,
+    }
+}
+
+fn process_one(
+    index: usize,
+    input: &Path,
+    files: &[PathBuf],
+    engine: &Deidentifier,
+    out: &Path,
+    claims: &Claims,
+) -> Record {
+    let (obj, ts) = match read_object(input) {
+        Ok(x) => x,
+        Err(ReadError::NotDicom) => {
+            return record(
+                input,
+                Outcome::Skipped,
+                Some("not a DICOM file".into()),
+                None,
+            );
+        }
+        Err(e) => return record(input, Outcome::Failed, Some(e.to_string()), None),
+    };
+    let done = match engine.deidentify(obj, &ts) {
+        Ok(d) => d,
+        Err(h) => {
+            let outcome = match h.kind {
+                HoldKind::Skipped => Outcome::Skipped,
+                HoldKind::HeldBack => Outcome::HeldBack,
+                HoldKind::Failed => Outcome::Failed,
+            };
+            return record(input, outcome, Some(h.reason), None);
+        }
+    };
+    let mut bytes = Vec::new();
+    if let Err(e) = done.object.write_all(&mut bytes) {
+        return record(
+            input,
+            Outcome::Failed,
+            Some(format!("cannot encode output: {e}")),
+            None,
+        );
+    }
+    let study = if done.study_uid.is_empty() {
+        "no-study"
+    } else {
+        &done.study_uid
+    };
+    let series = if done.series_uid.is_empty() {
+        "no-series"
+    } else {
+        &done.series_uid
+    };
+    let rel: PathBuf = [
+        done.patient.as_str(),
+        study,
+        series,
+        &format!("{}.dcm", done.sop_instance_uid),
+    ]
+    .iter()
+    .collect();
+    match place(index, files, out, &rel, &bytes, claims) {
+        Ok(None) => record(input, Outcome::Written, None, Some(rel)),
+        Ok(Some(reason)) => record(input, Outcome::HeldBack, Some(reason), None),
+        Err(e) => record(
+            input,
+            Outcome::Failed,
+            Some(format!("cannot write output: {e}")),
+            None,
+        ),
+    }
+}
+
+/// Writes `bytes` to `out/rel` atomically (temporary file in the same folder, then rename), so
+/// a killed run never leaves a partial file and a re-run replaces outputs whole. (No fsync:
+/// this protects against a killed process, not against power loss mid-run; re-run then.) When another
+/// input of this run already produced the same path with different content, the input that
+/// sorts first keeps the path, whatever order the workers ran in; the other is held back.
+fn place(
+    index: usize,
+    files: &[PathBuf],
+    out: &Path,
+    rel: &Path,
+    bytes: &[u8],
+    claims: &Claims,
+) -> std::io::Result<Option<String>> {
+    let dest = out.join(rel);
+    let dir = dest.parent().expect("output path has a parent");
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    let mut owners = claims.owners.lock().unwrap_or_else(|e| e.into_inner());
+    match owners.get(rel).copied() {
+        None => {
+            tmp.persist(&dest).map_err(|e| e.error)?;
+            owners.insert(rel.to_path_buf(), index);
+            Ok(None)
+        }
+        Some(other) => {
+            let existing = std::fs::read(&dest)?;
+            if existing == bytes {
+                return Ok(None);
+            }
+            let clash = |a: usize| {
+                format!(
+                    "same SOP Instance UID as {} but different content; that input was written",
+                    files[a].display()
+                )
+            };
+            if index < other {
+                tmp.persist(&dest).map_err(|e| e.error)?;
+                owners.insert(rel.to_path_buf(), index);
+                claims
+                    .displaced
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((other, clash(index)));
+                Ok(None)
+            } else {
+                Ok(Some(clash(other)))
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! `umbra`: the command line. Argument handling and output only; the work is in the crates.
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use umbra_core::{Config, Deidentifier, Key, OptionSet, ProfileOption, Pseudonymizer};
+use umbra_files::{Outcome, RunOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "umbra",
+    version,
+    about = "De-identify DICOM: PS3.15 Annex E, keyed pseudonyms, fail-closed"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// De-identify DICOM files and folders into --out.
+    Deid(DeidArgs),
+    /// Write a fresh secret key to FILE (never overwrites).
+    Keygen {
+        /// Where to write the key (64 hex digits; keep it secret, keep it safe).
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct DeidArgs {
+    /// Files or folders to de-identify (folders are read recursively).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output folder; files are written as PATIENT/STUDY/SERIES/INSTANCE.dcm (pseudonymous names).
+    #[arg(long)]
+    out: PathBuf,
+    /// A PS3.15 option, by the standard's name in kebab-case (repeatable), e.g.
+    /// retain-longitudinal-modified-dates, clean-descriptors, retain-safe-private.
+    #[arg(long = "option", value_name = "NAME")]
+    options: Vec<String>,
+    /// Secret key file (from `umbra keygen`). Without one, a random one-run key is used.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Worker threads (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Write one JSON line per input (input, outcome, reason, output). Names inputs, so it
+    /// must not be inside --out.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Modalities held back when Burned In Annotation is absent (comma-separated; replaces the default list).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    at_risk_modalities: Option<Vec<String>>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// A usage problem: exit 2.
+struct Usage(String);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("UMBRA_LOG")
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Deid(args) => deid(args),
+        Command::Keygen { file } => keygen(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Usage(msg)) => {
+            eprintln!("umbra: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn keygen(file: &Path) -> Result<ExitCode, Usage> {
+    let key = Key::generate().map_err(|e| Usage(e.to_string()))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(file)
+        .map_err(|e| Usage(format!("cannot create key file {}: {e}", file.display())))?;
+    f.write_all(key.to_hex_line().as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Usage(format!("cannot write key file {}: {e}", file.display())))?;
+    eprintln!(
+        "umbra: wrote a new key to {} (keep it secret: it links pseudonyms to people)",
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_options(names: &[String]) -> Result<OptionSet, Usage> {
+    let mut set = OptionSet::EMPTY;
+    for n in names {
+        if let Some((_, why)) = umbra_core::NOT_YET_SUPPORTED
+            .iter()
+            .find(|(name, _)| name == n)
+        {
+            return Err(Usage(format!("option {n} is not available yet: {why}")));
+        }
+        let opt = ProfileOption::from_name(n).ok_or_else(|| {
+            let known: Vec<&str> = ProfileOption::ALL.iter().map(|o| o.name()).collect();
+            Usage(format!(
+                "unknown option {n:?}; known options: {}",
+                known.join(", ")
+            ))
+        })?;
+        set = set.with(opt);
+    }
+    if set.contains(ProfileOption::RetainLongitudinalFullDates)
+        && set.contains(ProfileOption::RetainLongitudinalModifiedDates)
+    {
+        return Err(Usage(
+            "retain-longitudinal-full-dates and retain-longitudinal-modified-dates exclude each other".into(),
+        ));
+    }
+    Ok(set)
+}
+
+fn load_key(path: Option<&Path>) -> Result<Key, Usage> {
+    let Some(path) = path else {
+        eprintln!(
+            "umbra: warning: no --key-file; using a random one-run key: pseudonyms, UIDs and date \
+             shifts will not match any other run (create a key with `umbra keygen FILE`)"
+        );
+        return Key::generate().map_err(|e| Usage(e.to_string()));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Usage(format!("cannot read key file {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.permissions().mode() & 0o077 != 0 {
+                eprintln!(
+                    "umbra: warning: key file {} is readable by other users",
+                    path.display()
+                );
+            }
+        }
+    }
+    Key::from_hex(&text).map_err(|e| Usage(format!("key file {}: {e}", path.display())))
+}
+
+fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
+    let options = parse_options(&args.options)?;
+    if let Some(report) = &args.report {
+        let out_abs = std::path::absolute(&args.out).unwrap_or(args.out.clone());
+        let rep_abs = std::path::absolute(report).unwrap_or(report.clone());
+        if rep_abs.starts_with(&out_abs) {
+            return Err(Usage(
+                "--report names the inputs: write it outside --out".into(),
+            ));
+        }
+    }
+    let key = load_key(args.key_file.as_deref())?;
+    let mut config = Config::new(options);
+    if let Some(m) = args.at_risk_modalities {
+        config.at_risk_modalities = m
+            .into_iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .collect();
+    }
+    let engine = Deidentifier::new(config, Pseudonymizer::new(&key));
+    drop(key);
+
+    let files =
+        umbra_files::collect_inputs(&args.inputs, &args.out).map_err(|e| Usage(e.to_string()))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        Usage(format!(
+            "cannot create output folder {}: {e}",
+            args.out.display()
+        ))
+    })?;
+    let mut report = match &args.report {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| Usage(format!("cannot create report {}: {e}", p.display())),
+        )?)),
+        None => None,
+    };
+
+    let bar = if !args.quiet && std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(files.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} files  {per_sec}  eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let summary = umbra_files::run(
+        &files,
+        &engine,
+        &RunOptions {
+            out: args.out.clone(),
+            jobs,
+        },
+        &|_| bar.inc(1),
+    );
+    bar.finish_and_clear();
+
+    if let Some(w) = report.as_mut() {
+        for r in &summary.records {
+            let line = serde_json::to_string(r).expect("records serialize");
+            if writeln!(w, "{line}").is_err() {
+                eprintln!("umbra: cannot write the report");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        if w.flush().is_err() {
+            eprintln!("umbra: cannot write the report");
+            return Ok(ExitCode::from(1));
+        }
+    }
+
+    print_summary(&summary);
+    let bad = summary.count(Outcome::HeldBack) + summary.count(Outcome::Failed);
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_summary(s: &umbra_files::Summary) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{} written, {} held back, {} failed, {} skipped",
+        s.count(Outcome::Written),
+        s.count(Outcome::HeldBack),
+        s.count(Outcome::Failed),
+        s.count(Outcome::Skipped)
+    );
+    for (label, o) in [
+        ("held back", Outcome::HeldBack),
+        ("failed", Outcome::Failed),
+        ("skipped", Outcome::Skipped),
+    ] {
+        for (reason, n) in s.reasons(o) {
+            let _ = writeln!(out, "  {label} ({n}): {reason}");
+        }
+    }
+}
