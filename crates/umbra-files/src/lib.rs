@@ -8,5 +8,5 @@
 mod read;
 mod run;
 
-pub use read::{ReadError, read_object};
+pub use read::{ReadError, parse_bytes, read_object};
 pub use run::{Outcome, Record, RunOptions, Summary, UsageError, collect_inputs, run};
