@@ -1,0 +1,312 @@
+//! `umbra deid` on the public corpus (real files from pydicom, pydicom-data and deid-data).
+
+mod common;
+
+use common::*;
+use dicom_core::VR;
+use dicom_core::header::Header;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_object::InMemDicomObject;
+use std::collections::BTreeSet;
+use std::path::Path;
+use umbra_profile::{Action, Lookup, OptionSet};
+
+/// The string values of every element at every depth, split by whether the Basic Profile keeps
+/// the element (kept) or removes / replaces it (gone). Private elements count as gone.
+fn values_by_fate(
+    obj: &InMemDicomObject,
+    kept: &mut BTreeSet<String>,
+    gone: &mut BTreeSet<String>,
+) {
+    for e in obj.iter() {
+        let tag = e.tag();
+        if let Value::Sequence(s) = e.value() {
+            for item in s.items() {
+                values_by_fate(item, kept, gone);
+            }
+            continue;
+        }
+        let strings: Vec<String> = match e.value() {
+            Value::Primitive(p @ (PrimitiveValue::Str(_) | PrimitiveValue::Strs(_))) => p
+                .to_multi_str()
+                .iter()
+                .map(|s| s.trim_matches([' ', '\0']).to_string())
+                .collect(),
+            Value::Primitive(PrimitiveValue::U8(b)) if e.vr() == VR::UN => {
+                vec![
+                    b.iter()
+                        .map(|&c| c as char)
+                        .collect::<String>()
+                        .trim_matches([' ', '\0'])
+                        .to_string(),
+                ]
+            }
+            _ => continue,
+        };
+        let removed = match umbra_profile::lookup(tag.0, tag.1) {
+            Lookup::Private(_) => true,
+            Lookup::NotListed => false,
+            Lookup::Public(row) => !matches!(
+                row.action(OptionSet::EMPTY, None),
+                Action::Keep | Action::Clean
+            ),
+        };
+        let set = if removed { &mut *gone } else { &mut *kept };
+        set.extend(strings);
+    }
+}
+
+fn run_corpus(out: &Path, report: &Path, key: &Path, extra: &[&str]) -> std::process::Output {
+    let corpus = corpus();
+    let mut args = vec![
+        "deid",
+        corpus.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    umbra(&args)
+}
+
+#[test]
+fn every_corpus_file_is_written_clean_or_refused_with_a_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, report) = (tmp.path().join("out"), tmp.path().join("report.jsonl"));
+    let key = fixed_key(tmp.path());
+    let o = run_corpus(&out, &report, &key, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "some corpus files must be held back: {o:?}"
+    );
+    let recs = read_report(&report);
+
+    // one record per file of the corpus
+    let all_files: Vec<_> = tree(&corpus()).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(recs.len(), all_files.len());
+
+    let by_name = |suffix: &str| {
+        recs.iter()
+            .find(|r| r.input.ends_with(suffix))
+            .unwrap_or_else(|| panic!("{suffix} in report"))
+    };
+    // known answers, from the corpus MANIFEST
+    assert_eq!(
+        by_name("deid-data/us_GREYSCALE_IMAGE.dcm").outcome,
+        "held_back"
+    );
+    assert_eq!(
+        by_name("deid-data/us_RGB_IMAGE.dcm").outcome,
+        "held_back",
+        "no flag must not mean no text"
+    );
+    assert_eq!(by_name("dicomdirtests/DICOMDIR").outcome, "skipped");
+    assert_eq!(by_name("dicomdirtests/README.txt").outcome, "skipped");
+    assert_eq!(by_name("MANIFEST.tsv").outcome, "skipped");
+    for ok in [
+        "pydicom/CT_small.dcm",
+        "pydicom/MR_small.dcm",
+        "pydicom/rtplan.dcm",
+        "pydicom/rtstruct.dcm",
+        "pydicom/rtdose.dcm",
+        "pydicom/reportsi.dcm",
+        "pydicom/test-SR.dcm",
+        "pydicom/waveform_ecg.dcm",
+        "pydicom/liver_1frame.dcm",
+        "pydicom/examples_overlay.dcm",
+        "pydicom-data/eCT_Supplemental.dcm",
+        "pydicom-data/emri_small_jpeg_2k_lossless.dcm",
+        "pydicom-data/explicit_VR-UN.dcm",
+        "pydicom-data/RG1_J2KI.dcm",
+        "deid-data/animals_cat_DX.dcm",
+        "pydicom/MR_small_bigendian.dcm",
+    ] {
+        let r = by_name(ok);
+        // MR_small variants share one SOP Instance UID: only the first of them can be written.
+        assert!(
+            r.outcome == "written"
+                || r.reason
+                    .as_deref()
+                    .is_some_and(|x| x.contains("same SOP Instance UID")),
+            "{ok}: {r:?}"
+        );
+    }
+    for r in &recs {
+        if r.outcome != "written" {
+            assert!(
+                r.reason.as_deref().is_some_and(|s| !s.is_empty()),
+                "{r:?} has no reason"
+            );
+            assert!(r.output.is_none());
+        }
+    }
+    let written: Vec<_> = recs.iter().filter(|r| r.outcome == "written").collect();
+    assert!(written.len() >= 40, "only {} written", written.len());
+
+    // Only written outputs exist, and nothing half-written.
+    let outputs = tree(&out);
+    assert_eq!(outputs.len(), written.len());
+    assert!(
+        outputs
+            .iter()
+            .all(|(p, _)| !p.to_string_lossy().contains(".umbra-tmp"))
+    );
+
+    let dcmdump = have("dcmdump");
+    for r in &written {
+        let out_path = out.join(r.output.as_ref().unwrap());
+        let bytes = std::fs::read(&out_path).unwrap();
+        // re-reads cleanly with dicom-rs
+        let (back, _) = umbra_files::read_object(&out_path)
+            .unwrap_or_else(|e| panic!("{} does not re-read: {e}", r.input.display()));
+        assert_eq!(
+            back.get(dicom_dictionary_std::tags::PATIENT_IDENTITY_REMOVED)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim(),
+            "YES"
+        );
+        // and with dcmtk when it is installed
+        if dcmdump {
+            let o = std::process::Command::new("dcmdump")
+                .arg("-q")
+                .arg(&out_path)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "dcmdump fails on output of {}: {}",
+                r.input.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        // no value of an attribute the profile removes survives anywhere in the bytes
+        let (orig, _) = umbra_files::read_object(&r.input).unwrap();
+        let (mut kept, mut gone) = (BTreeSet::new(), BTreeSet::new());
+        values_by_fate(&orig, &mut kept, &mut gone);
+        // Pixel data is carried byte for byte (tested below): a value that happens to occur in
+        // the image bytes themselves says nothing about the header.
+        let pixels: Vec<u8> = match orig
+            .get(dicom_dictionary_std::tags::PIXEL_DATA)
+            .map(|e| e.value())
+        {
+            Some(Value::PixelSequence(seq)) => seq.fragments().concat(),
+            Some(v) => v.to_bytes().map(|b| b.into_owned()).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        for v in gone.difference(&kept) {
+            let short_number = v.len() < 6 && v.bytes().all(|b| !b.is_ascii_alphabetic());
+            if v.chars().count() < 4 || short_number || kept.iter().any(|k| k.contains(v.as_str()))
+            {
+                // too short to tell a leak from an accident of the bytes (Study ID "0010" occurs
+                // in any date of the 2000s), or part of a value the profile keeps (Institution
+                // Name TOSHIBA inside Manufacturer TOSHIBA_MEC)
+                continue;
+            }
+            let latin1: Option<Vec<u8>> = v.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+            for enc in [Some(v.as_bytes().to_vec()), latin1].into_iter().flatten() {
+                if contains(&pixels, &enc) {
+                    continue;
+                }
+                assert!(
+                    !contains(&bytes, &enc),
+                    "{}: removed value {v:?} survives in the output",
+                    r.input.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn pixel_data_is_carried_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, report) = (tmp.path().join("out"), tmp.path().join("report.jsonl"));
+    let key = fixed_key(tmp.path());
+    run_corpus(&out, &report, &key, &[]);
+    let mut checked = 0;
+    for r in read_report(&report)
+        .iter()
+        .filter(|r| r.outcome == "written")
+    {
+        let (a, ts_a) = umbra_files::read_object(&r.input).unwrap();
+        let (b, ts_b) = umbra_files::read_object(&out.join(r.output.as_ref().unwrap())).unwrap();
+        assert_eq!(ts_a, ts_b, "{}: transfer syntax changed", r.input.display());
+        let pix = dicom_dictionary_std::tags::PIXEL_DATA;
+        match (a.get(pix), b.get(pix)) {
+            (None, None) => {}
+            (Some(x), Some(y)) => {
+                assert_eq!(
+                    x.value(),
+                    y.value(),
+                    "{}: pixel data changed",
+                    r.input.display()
+                );
+                checked += 1;
+            }
+            _ => panic!("{}: pixel data appeared or vanished", r.input.display()),
+        }
+    }
+    assert!(checked >= 30, "only {checked} images compared");
+}
+
+#[test]
+fn same_key_same_bytes_whatever_the_jobs_and_the_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = fixed_key(tmp.path());
+    let one = tmp.path().join("one");
+    let four = tmp.path().join("four");
+    let split = tmp.path().join("split");
+    let r = tmp.path().join("r");
+    run_corpus(&one, &r, &key, &["--jobs", "1"]);
+    run_corpus(&four, &r, &key, &["--jobs", "4"]);
+    let t1 = tree(&one);
+    assert!(!t1.is_empty());
+    assert!(t1 == tree(&four), "--jobs 1 and --jobs 4 differ");
+
+    // the same corpus in two runs (different folders, reverse order) joins up into the same tree
+    let c = corpus();
+    for part in [
+        c.join("pydicom"),
+        c.join("pydicom-data"),
+        c.join("deid-data"),
+    ]
+    .iter()
+    .rev()
+    {
+        umbra(&[
+            "deid",
+            part.to_str().unwrap(),
+            "--out",
+            split.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+            "--quiet",
+        ]);
+    }
+    assert!(t1 == tree(&split), "split runs differ from one run");
+
+    // a different key gives different pseudonyms throughout
+    let other_key = tmp.path().join("key2");
+    std::fs::write(&other_key, format!("{}\n", "a5".repeat(32))).unwrap();
+    let other = tmp.path().join("other");
+    umbra(&[
+        "deid",
+        c.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+        "--key-file",
+        other_key.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let names1: BTreeSet<_> = t1.iter().map(|(p, _)| p.clone()).collect();
+    let names2: BTreeSet<_> = tree(&other).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(names1.len(), names2.len());
+    assert!(names1.is_disjoint(&names2));
+}
