@@ -283,8 +283,12 @@ impl Deidentifier {
             VR::LO,
             PrimitiveValue::Strs(method.into_iter().collect()),
         ));
-        let codes = std::iter::once(BASIC_PROFILE_CODE)
+        let mut codes: Vec<(&str, &str)> = std::iter::once(BASIC_PROFILE_CODE)
             .chain(opts.iter().map(ProfileOption::cid7050))
+            .collect();
+        codes.sort();
+        let codes = codes
+            .into_iter()
             .map(|(value, meaning)| {
                 InMemDicomObject::from_element_iter([
                     DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(value)),
@@ -497,9 +501,10 @@ impl Walker<'_> {
             if tag.1 == 0x0000 || tag.0 == 0x0002 {
                 continue; // group lengths are recomputed by writers; meta is rebuilt
             }
-            if (0x6000..=0x60FF).contains(&tag.0) && tag.0 & 1 == 0 {
-                // Overlay planes: Overlay Data is removed (X), and Clean Graphics cannot clean
-                // a bitmap without pixel analysis, so the whole plane goes.
+            if matches!(tag.0, 0x5000..=0x50FF | 0x6000..=0x60FF) && tag.0 & 1 == 0 {
+                // Curves (50xx, retired) and overlay planes (60xx): the table removes Curve Data
+                // and Overlay Data (X), and Clean Graphics cannot clean a bitmap or a curve
+                // without pixel analysis, so the whole group goes, not a plane without its data.
                 continue;
             }
             if tag.0 & 1 == 1 {
@@ -526,8 +531,13 @@ impl Walker<'_> {
     ) -> Result<Option<InMemElement>, HoldBack> {
         match (elem.vr(), listed_vr) {
             (VR::SQ, _) => self.recurse(elem, depth, mode).map(Some),
-            // A UID in a safe private attribute may still be an instance UID: map it.
-            (VR::UI, _) | (VR::UN, Some("UI")) => Ok(Some(self.replace_uids(elem))),
+            // A UID in a safe private attribute may still be an instance UID: map it, unless
+            // UIDs are retained altogether.
+            (VR::UI, _) | (VR::UN, Some("UI"))
+                if !self.opts.contains(ProfileOption::RetainUids) =>
+            {
+                Ok(Some(self.replace_uids(elem)))
+            }
             // A safe sequence that arrived as UN cannot be looked into: drop it.
             (VR::UN, Some("SQ")) => Ok(None),
             _ => Ok(Some(elem)),
@@ -844,9 +854,6 @@ impl Walker<'_> {
 
     fn replace_uids(&self, elem: InMemElement) -> InMemElement {
         let tag = elem.tag();
-        if self.opts.contains(ProfileOption::RetainUids) && tag.0 & 1 == 0 {
-            return elem;
-        }
         let values = element_strings(&elem).unwrap_or_default();
         let mapped: Vec<String> = values
             .iter()

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use umbra_profile::{lookup, Lookup, OptionSet, ProfileOption, Action};
-//! let Lookup::Public(row) = lookup(0x0010, 0x0030) else { panic!() }; // Patient's Birth Date
+//! let Lookup::Public(row) = lookup(0x0008, 0x0020) else { panic!() }; // Study Date
 //! assert_eq!(row.action(OptionSet::EMPTY, None), Action::Empty);
 //! let opts = OptionSet::EMPTY.with(ProfileOption::RetainLongitudinalModifiedDates);
 //! assert_eq!(row.action(opts, None), Action::Clean);
