@@ -170,7 +170,7 @@ impl Deidentifier {
         let day_offset = self.pz.day_offset(&patient_key);
 
         let mut harvest = Harvest::default();
-        harvest_dataset(&obj, view, &mut harvest);
+        harvest_dataset(&obj, opts, view, &mut harvest);
         let walker = Walker {
             d: self,
             opts,
@@ -405,22 +405,28 @@ fn element_strings(elem: &InMemElement) -> Option<Vec<String>> {
     }
 }
 
-/// Collects identifiers from every attribute the profile does not keep, at every depth.
-fn harvest_dataset(obj: &InMemDicomObject, view: TextView, h: &mut Harvest) {
+/// Collects identifiers from every attribute the profile removes or replaces (and every person
+/// name), at every depth, to scrub them from the text it keeps.
+fn harvest_dataset(obj: &InMemDicomObject, opts: OptionSet, view: TextView, h: &mut Harvest) {
     for elem in obj.iter() {
         let tag = elem.tag();
         if let Value::Sequence(seq) = elem.value() {
             for item in seq.items() {
-                harvest_dataset(item, view, h);
+                harvest_dataset(item, opts, view, h);
             }
             continue;
         }
         let vr = effective_vr(tag, elem.vr());
-        let listed = matches!(
-            umbra_profile::lookup(tag.0, tag.1),
-            Lookup::Public(_) | Lookup::Private(_)
-        );
-        if !(listed || vr == VR::PN) {
+        // What the profile takes away is what must not reappear in the text it keeps.
+        let (taken, private) = match umbra_profile::lookup(tag.0, tag.1) {
+            Lookup::Public(row) => (
+                !matches!(row.action(opts, None), Action::Keep | Action::Clean),
+                false,
+            ),
+            Lookup::Private(_) => (true, true),
+            Lookup::NotListed => (false, false),
+        };
+        if !(taken || vr == VR::PN) {
             continue;
         }
         let Some(values) = element_strings(elem) else {
@@ -428,6 +434,10 @@ fn harvest_dataset(obj: &InMemDicomObject, view: TextView, h: &mut Harvest) {
         };
         for v in values {
             let real = view.real(&v);
+            // Private values are mostly numbers and codes: only words are worth searching for.
+            if private && (real.chars().count() < 4 || !real.chars().any(char::is_alphabetic)) {
+                continue;
+            }
             match vr {
                 VR::PN => h.add_person_name(&real),
                 VR::DA => h.add_date(&real),
