@@ -175,7 +175,8 @@ impl Deidentifier {
             d: self,
             opts,
             view,
-            scrubber: harvest.build(),
+            harvest,
+            scrubber: std::cell::OnceCell::new(),
             patient: &patient,
             day_offset,
             iod: umbra_profile::iod_types(&sop_class),
@@ -457,7 +458,9 @@ struct Walker<'a> {
     d: &'a Deidentifier,
     opts: OptionSet,
     view: TextView,
-    scrubber: Scrubber,
+    harvest: Harvest,
+    /// Built on first use: most objects under most options never scrub anything.
+    scrubber: std::cell::OnceCell<Scrubber>,
     patient: &'a str,
     day_offset: i64,
     iod: Option<&'static IodTypes>,
@@ -822,7 +825,8 @@ impl Walker<'_> {
         let mut out = Vec::with_capacity(values.len());
         for v in &values {
             let real = self.view.real(v);
-            match self.scrubber.scrub(&real) {
+            let scrubber = self.scrubber.get_or_init(|| self.harvest.clone().build());
+            match scrubber.scrub(&real) {
                 Cow::Borrowed(_) => out.push(v.clone()),
                 Cow::Owned(s) => {
                     changed = true;

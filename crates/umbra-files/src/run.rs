@@ -1,6 +1,10 @@
 //! One de-identification run over files: inputs in, outputs written atomically, one record per input.
 
 use crate::read::{ReadError, read_object};
+use dicom_core::DataElement;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_dictionary_std::tags;
+use dicom_object::{FileDicomObject, InMemDicomObject};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -207,7 +211,7 @@ fn process_one(
         }
         Err(e) => return record(input, Outcome::Failed, Some(e.to_string()), None),
     };
-    let done = match engine.deidentify(obj, &ts) {
+    let mut done = match engine.deidentify(obj, &ts) {
         Ok(d) => d,
         Err(h) => {
             let outcome = match h.kind {
@@ -218,7 +222,9 @@ fn process_one(
             return record(input, outcome, Some(h.reason), None);
         }
     };
-    let mut bytes = Vec::new();
+    pack_pixel_words(&mut done.object, &ts);
+    let size_hint = std::fs::metadata(input).map_or(0, |m| m.len() as usize);
+    let mut bytes = Vec::with_capacity(size_hint + 4096);
     if let Err(e) = done.object.write_all(&mut bytes) {
         return record(
             input,
@@ -255,6 +261,29 @@ fn process_one(
             None,
         ),
     }
+}
+
+/// dicom-rs reads native OW pixel data as 16-bit words and encodes them back one at a time; in a
+/// little-endian transfer syntax the very same bytes go out in one copy when handed over as
+/// bytes. (Big endian keeps the words, so they are swapped back on the way out.)
+fn pack_pixel_words(obj: &mut FileDicomObject<InMemDicomObject>, ts: &str) {
+    const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+    if ts == EXPLICIT_VR_BIG_ENDIAN {
+        return;
+    }
+    let Some(e) = obj.get(tags::PIXEL_DATA) else {
+        return;
+    };
+    let Value::Primitive(PrimitiveValue::U16(words)) = e.value() else {
+        return;
+    };
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let vr = e.vr();
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        vr,
+        PrimitiveValue::U8(bytes.into()),
+    ));
 }
 
 /// Writes `bytes` to `out/rel` atomically (temporary file in the same folder, then rename), so
