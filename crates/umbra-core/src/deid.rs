@@ -184,11 +184,21 @@ impl Deidentifier {
         let mut out = walker.dataset(obj, 0, Mode::Plain)?;
         self.add_markers(&mut out);
 
+        // These name the output file and fill the meta group: they must be UIDs, nothing else
+        // (under retain-uids they are the input's own, and an input can hold anything).
         let sop_instance_uid = string_of(&out, tags::SOP_INSTANCE_UID)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| HoldBack::failed("no SOP Instance UID"))?;
-        let study_uid = string_of(&out, tags::STUDY_INSTANCE_UID).unwrap_or_default();
-        let series_uid = string_of(&out, tags::SERIES_INSTANCE_UID).unwrap_or_default();
+            .filter(|s| is_valid_uid(s))
+            .ok_or_else(|| HoldBack::failed("SOP Instance UID is not a valid UID"))?;
+        let valid_or_empty = |tag, name: &str| {
+            let v = string_of(&out, tag).unwrap_or_default();
+            if v.is_empty() || is_valid_uid(&v) {
+                Ok(v)
+            } else {
+                Err(HoldBack::failed(format!("{name} is not a valid UID")))
+            }
+        };
+        let study_uid = valid_or_empty(tags::STUDY_INSTANCE_UID, "Study Instance UID")?;
+        let series_uid = valid_or_empty(tags::SERIES_INSTANCE_UID, "Series Instance UID")?;
         let meta = FileMetaTableBuilder::new()
             .media_storage_sop_class_uid(sop_class.as_str())
             .media_storage_sop_instance_uid(sop_instance_uid.as_str())
@@ -216,6 +226,9 @@ impl Deidentifier {
         }
         if sop_class.is_empty() {
             return Err(HoldBack::failed("no SOP Class UID"));
+        }
+        if !is_valid_uid(sop_class) {
+            return Err(HoldBack::failed("SOP Class UID is not a valid UID"));
         }
         if string_of(obj, tags::SOP_INSTANCE_UID).is_none_or(|s| s.is_empty()) {
             return Err(HoldBack::failed("no SOP Instance UID"));
@@ -513,6 +526,17 @@ impl Walker<'_> {
             let tag = elem.tag();
             if tag.1 == 0x0000 || tag.0 == 0x0002 {
                 continue; // group lengths are recomputed by writers; meta is rebuilt
+            }
+            if tag.0 == 0xFFFE {
+                // An item or delimiter tag read as a data element: the parse got out of step,
+                // so what follows may sit under the wrong attributes. An empty stray delimiter
+                // is harmless; anything else fails the object.
+                if matches!(tag.1, 0xE00D | 0xE0DD) && element_is_empty(&elem) {
+                    continue;
+                }
+                return Err(HoldBack::failed(format!(
+                    "malformed data set: {tag} read as a data element"
+                )));
             }
             if matches!(tag.0, 0x5000..=0x50FF | 0x6000..=0x60FF) && tag.0 & 1 == 0 {
                 // Curves (50xx, retired) and overlay planes (60xx): the table removes Curve Data
@@ -884,6 +908,24 @@ impl Walker<'_> {
             VR::UI,
             PrimitiveValue::Strs(mapped.into_iter().collect()),
         )
+    }
+}
+
+/// A UID as the meta group and file names need it: 1 to 64 characters, digits and dots,
+/// no empty component.
+pub fn is_valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid
+            .split('.')
+            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn element_is_empty(elem: &InMemElement) -> bool {
+    match elem.value() {
+        Value::Primitive(p) => p.calculate_byte_len() == 0,
+        Value::Sequence(s) => s.items().is_empty(),
+        Value::PixelSequence(_) => false,
     }
 }
 

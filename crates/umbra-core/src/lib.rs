@@ -18,6 +18,7 @@ pub mod scrub;
 
 pub use deid::{
     Config, DEFAULT_AT_RISK_MODALITIES, Deidentified, Deidentifier, HoldBack, HoldKind,
+    is_valid_uid,
 };
 pub use key::{Key, KeyError, PatientKey, Pseudonymizer};
 pub use umbra_profile::{NOT_YET_SUPPORTED, OptionSet, ProfileOption};

@@ -1,10 +1,12 @@
 //! Reading one input file into a data set and its transfer syntax.
 
+use crate::guard::{Encoding, check_dataset, check_meta};
 use dicom_object::file::ReadPreamble;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::entries::{
     EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
+use std::io::Read;
 use std::path::Path;
 
 /// Why an input could not be read as DICOM.
@@ -44,6 +46,7 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadError
         None
     };
     if let Some(from) = part10 {
+        precheck_part10(&from[4..])?;
         let obj = OpenFileOptions::new()
             .read_preamble(ReadPreamble::Never)
             .from_reader(from)
@@ -56,6 +59,45 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadError
         return Ok((obj.into_inner(), ts));
     }
     read_bare_dataset(bytes)
+}
+
+/// Parses a Part 10 file's meta group and data set up to the pixel data: the cheap check that
+/// an output reads back.
+pub(crate) fn parse_header(bytes: &[u8]) -> Result<(), ReadError> {
+    let from = bytes
+        .get(128..)
+        .filter(|b| b.starts_with(b"DICM"))
+        .ok_or(ReadError::NotDicom)?;
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+        .from_reader(from)
+        .map(|_| ())
+        .map_err(|e| ReadError::Parse(one_line(e)))
+}
+
+/// Largest inflated data set accepted from a deflated transfer syntax.
+const MAX_INFLATED: u64 = 4 << 30;
+
+/// The structural check of [`crate::guard`] on a Part 10 file after `DICM`: meta group, then
+/// the data set in its transfer syntax (inflated first when deflated, within a bound).
+fn precheck_part10(after_magic: &[u8]) -> Result<(), ReadError> {
+    let (ts, start) = check_meta(after_magic).map_err(|m| ReadError::Parse(m.0))?;
+    let dataset = &after_magic[start..];
+    if ts == "1.2.840.10008.1.2.1.99" || ts == "1.2.840.10008.1.2.4.95" {
+        let mut inflated = Vec::new();
+        let mut reader = flate2::read::DeflateDecoder::new(dataset).take(MAX_INFLATED + 1);
+        reader
+            .read_to_end(&mut inflated)
+            .map_err(|e| ReadError::Parse(format!("cannot inflate data set: {}", one_line(e))))?;
+        if inflated.len() as u64 > MAX_INFLATED {
+            return Err(ReadError::Parse(
+                "deflated data set inflates beyond 4 GiB".into(),
+            ));
+        }
+        return check_dataset(&inflated, Encoding::ExplicitLe).map_err(|m| ReadError::Parse(m.0));
+    }
+    check_dataset(dataset, Encoding::of(&ts)).map_err(|m| ReadError::Parse(m.0))
 }
 
 /// A data set without preamble or meta group, as older systems and some exports write them.
@@ -77,6 +119,12 @@ fn read_bare_dataset(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadErr
     } else {
         IMPLICIT_VR_LITTLE_ENDIAN.erased()
     };
+    let enc = if explicit {
+        Encoding::ExplicitLe
+    } else {
+        Encoding::ImplicitLe
+    };
+    check_dataset(bytes, enc).map_err(|m| ReadError::Parse(m.0))?;
     let obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts).map_err(|e| {
         // Something that does not parse and never looked like DICOM is not DICOM.
         ReadError::Parse(one_line(e))

@@ -233,6 +233,16 @@ fn process_one(
             None,
         );
     }
+    // Check once: what is about to be written must read back (its header at least: the pixel
+    // data is the input's own bytes). Never write a file nobody can open.
+    if let Err(e) = crate::read::parse_header(&bytes) {
+        return record(
+            input,
+            Outcome::Failed,
+            Some(format!("output does not read back: {e}")),
+            None,
+        );
+    }
     let study = if done.study_uid.is_empty() {
         "no-study"
     } else {
