@@ -689,6 +689,14 @@ impl Walker<'_> {
         match vr {
             VR::SQ => self.recurse(elem, depth, mode).map(Some),
             VR::DA | VR::DT if self.shifting() => Ok(Some(self.shift_dates(elem, vr))),
+            // A deliberate step beyond the table: a UID is an identifier by construction, and
+            // the table misses some that name instances (Multi-frame Source SOP Instance UID,
+            // SOP Instance UID of Concatenation Source, Volume Frame of Reference UID, ...), so
+            // unlisted UIDs are mapped like listed ones, keeping references consistent.
+            // Registered DICOM UIDs (classes, transfer syntaxes, coding schemes) stay.
+            VR::UI if !self.opts.contains(ProfileOption::RetainUids) => {
+                Ok(Some(self.replace_uids(elem)))
+            }
             VR::UT | VR::ST | VR::LT | VR::UC | VR::PN if mode == Mode::Dummy => {
                 Ok(Some(self.dummy_value(tag, vr, depth)))
             }

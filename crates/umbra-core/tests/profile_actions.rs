@@ -549,3 +549,33 @@ fn modified_dates_shift_every_date_of_a_patient_by_one_offset() {
         "birth date is Z in every column but full dates"
     );
 }
+
+#[test]
+fn unlisted_uids_are_mapped_consistently_and_registered_ones_kept() {
+    let source = Tag(0x0008, 0x1167); // Multi-frame Source SOP Instance UID: not in Table E.1-1
+    assert!(matches!(
+        umbra_profile::lookup(source.0, source.1),
+        umbra_profile::Lookup::NotListed
+    ));
+    let mut obj = base(source, VR::UI, Some(PrimitiveValue::from(NESTED_UID)));
+    obj.put(DataElement::new(
+        tags::REFERENCED_SOP_CLASS_UID,
+        VR::UI,
+        PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2"),
+    ));
+    let pz = Pseudonymizer::new(&Key::from_bytes([9; 32]));
+    let out = engine(OptionSet::EMPTY)
+        .deidentify(obj.clone(), "1.2.840.10008.1.2.1")
+        .unwrap()
+        .object;
+    assert_eq!(strs(out.get(source).unwrap())[0], pz.uid(NESTED_UID));
+    assert_eq!(
+        strs(out.get(tags::REFERENCED_SOP_CLASS_UID).unwrap())[0],
+        "1.2.840.10008.5.1.4.1.1.2"
+    );
+    let kept = engine(OptionSet::EMPTY.with(P::RetainUids))
+        .deidentify(obj, "1.2.840.10008.1.2.1")
+        .unwrap()
+        .object;
+    assert_eq!(strs(kept.get(source).unwrap())[0], NESTED_UID);
+}
