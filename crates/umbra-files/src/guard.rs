@@ -80,6 +80,12 @@ fn u32_at(b: &[u8], at: usize, be: bool) -> u32 {
     }
 }
 
+fn dictionary_vr(group: u16, element: u16) -> Option<VR> {
+    StandardDataDictionary
+        .by_tag(dicom_core::Tag(group, element))
+        .map(|e| e.vr.relaxed())
+}
+
 /// Checks the element structure of `bytes` (a data set, no preamble or meta group).
 pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<(), Malformed> {
     let mut stack: Vec<Frame> = Vec::new();
@@ -204,10 +210,7 @@ pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<(), Malformed> {
         }
 
         let (vr, len, header) = if enc == Encoding::ImplicitLe {
-            let tag = dicom_core::Tag(group, element);
-            let vr = StandardDataDictionary
-                .by_tag(tag)
-                .map_or(VR::UN, |e| e.vr.relaxed());
+            let vr = dictionary_vr(group, element).unwrap_or(VR::UN);
             (vr, u32_at(bytes, pos + 4, false), 8)
         } else {
             let Some(vr) = VR::from_binary([bytes[pos + 4], bytes[pos + 5]]) else {
@@ -267,6 +270,14 @@ pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<(), Malformed> {
                     kind: Kind::Sequence,
                     end: Some(end),
                     enc,
+                });
+            } else if vr == VR::UN && dictionary_vr(group, element) == Some(VR::SQ) {
+                // A sequence that came as UN: the engine re-reads it as implicit VR little
+                // endian, so its content is checked as such now.
+                stack.push(Frame {
+                    kind: Kind::Sequence,
+                    end: Some(end),
+                    enc: Encoding::ImplicitLe,
                 });
             } else {
                 pos = end;
