@@ -63,15 +63,10 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadError
 
 /// Parses a Part 10 file's meta group and data set up to the pixel data: the cheap check that
 /// an output reads back.
-pub(crate) fn parse_header(bytes: &[u8]) -> Result<(), ReadError> {
-    let from = bytes
-        .get(128..)
-        .filter(|b| b.starts_with(b"DICM"))
-        .ok_or(ReadError::NotDicom)?;
+pub(crate) fn parse_header_file(path: &Path) -> Result<(), ReadError> {
     OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Never)
         .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
-        .from_reader(from)
+        .open_file(path)
         .map(|_| ())
         .map_err(|e| ReadError::Parse(one_line(e)))
 }

@@ -223,26 +223,6 @@ fn process_one(
         }
     };
     pack_pixel_words(&mut done.object, &ts);
-    let size_hint = std::fs::metadata(input).map_or(0, |m| m.len() as usize);
-    let mut bytes = Vec::with_capacity(size_hint + 4096);
-    if let Err(e) = done.object.write_all(&mut bytes) {
-        return record(
-            input,
-            Outcome::Failed,
-            Some(format!("cannot encode output: {e}")),
-            None,
-        );
-    }
-    // Check once: what is about to be written must read back (its header at least: the pixel
-    // data is the input's own bytes). Never write a file nobody can open.
-    if let Err(e) = crate::read::parse_header(&bytes) {
-        return record(
-            input,
-            Outcome::Failed,
-            Some(format!("output does not read back: {e}")),
-            None,
-        );
-    }
     let study = if done.study_uid.is_empty() {
         "no-study"
     } else {
@@ -261,16 +241,48 @@ fn process_one(
     ]
     .iter()
     .collect();
-    match place(index, files, out, &rel, &bytes, claims) {
+    let failed = |reason: String| record(input, Outcome::Failed, Some(reason), None);
+    let dest = out.join(&rel);
+    let tmp = match write_temp(&dest, &done.object) {
+        Ok(t) => t,
+        Err(Step::Encode(e)) => return failed(format!("cannot encode output: {e}")),
+        Err(Step::Io(e)) => return failed(format!("cannot write output: {e}")),
+    };
+    drop(done);
+    // Check once: what is about to be placed must read back (its header at least: the pixel
+    // data is the input's own bytes). Never place a file nobody can open.
+    if let Err(e) = crate::read::parse_header_file(tmp.path()) {
+        return failed(format!("output does not read back: {e}"));
+    }
+    match place(index, files, &dest, &rel, tmp, claims) {
         Ok(None) => record(input, Outcome::Written, None, Some(rel)),
         Ok(Some(reason)) => record(input, Outcome::HeldBack, Some(reason), None),
-        Err(e) => record(
-            input,
-            Outcome::Failed,
-            Some(format!("cannot write output: {e}")),
-            None,
-        ),
+        Err(e) => failed(format!("cannot write output: {e}")),
     }
+}
+
+enum Step {
+    Encode(String),
+    Io(std::io::Error),
+}
+
+/// Encodes the object straight into a temporary file beside its destination.
+fn write_temp(
+    dest: &Path,
+    obj: &FileDicomObject<InMemDicomObject>,
+) -> Result<tempfile::NamedTempFile, Step> {
+    let dir = dest.parent().expect("output path has a parent");
+    std::fs::create_dir_all(dir).map_err(Step::Io)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(Step::Io)?;
+    let mut w = std::io::BufWriter::with_capacity(256 << 10, tmp.as_file());
+    obj.write_all(&mut w)
+        .map_err(|e| Step::Encode(e.to_string()))?;
+    w.flush().map_err(Step::Io)?;
+    drop(w);
+    Ok(tmp)
 }
 
 /// dicom-rs reads native OW pixel data as 16-bit words and encodes them back one at a time; in a
@@ -296,56 +308,44 @@ fn pack_pixel_words(obj: &mut FileDicomObject<InMemDicomObject>, ts: &str) {
     ));
 }
 
-/// Writes `bytes` to `out/rel` atomically (temporary file in the same folder, then rename), so
-/// a killed run never leaves a partial file and a re-run replaces outputs whole. (No fsync:
-/// this protects against a killed process, not against power loss mid-run; re-run then.) When another
-/// input of this run already produced the same path with different content, the input that
-/// sorts first keeps the path, whatever order the workers ran in; the other is held back.
+/// Moves the finished temporary file to its destination (rename: atomic), so a killed run never
+/// leaves a partial file and a re-run replaces outputs whole. (No fsync: this protects against
+/// a killed process, not against power loss mid-run; re-run then.) When another input of this
+/// run already produced the same path with different content, the input that sorts first keeps
+/// the path, whatever order the workers ran in; the other is held back.
 fn place(
     index: usize,
     files: &[PathBuf],
-    out: &Path,
+    dest: &Path,
     rel: &Path,
-    bytes: &[u8],
+    tmp: tempfile::NamedTempFile,
     claims: &Claims,
 ) -> std::io::Result<Option<String>> {
-    let dest = out.join(rel);
-    let dir = dest.parent().expect("output path has a parent");
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
     let mut owners = claims.owners.lock().unwrap_or_else(|e| e.into_inner());
-    match owners.get(rel).copied() {
-        None => {
-            tmp.persist(&dest).map_err(|e| e.error)?;
-            owners.insert(rel.to_path_buf(), index);
-            Ok(None)
-        }
-        Some(other) => {
-            let existing = std::fs::read(&dest)?;
-            if existing == bytes {
-                return Ok(None);
-            }
-            let clash = |a: usize| {
-                format!(
-                    "same SOP Instance UID as {} but different content; that input was written",
-                    files[a].display()
-                )
-            };
-            if index < other {
-                tmp.persist(&dest).map_err(|e| e.error)?;
-                owners.insert(rel.to_path_buf(), index);
-                claims
-                    .displaced
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((other, clash(index)));
-                Ok(None)
-            } else {
-                Ok(Some(clash(other)))
-            }
-        }
+    let Some(other) = owners.get(rel).copied() else {
+        tmp.persist(dest).map_err(|e| e.error)?;
+        owners.insert(rel.to_path_buf(), index);
+        return Ok(None);
+    };
+    if std::fs::read(dest)? == std::fs::read(tmp.path())? {
+        return Ok(None);
+    }
+    let clash = |a: usize| {
+        format!(
+            "same SOP Instance UID as {} but different content; that input was written",
+            files[a].display()
+        )
+    };
+    if index < other {
+        tmp.persist(dest).map_err(|e| e.error)?;
+        owners.insert(rel.to_path_buf(), index);
+        claims
+            .displaced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((other, clash(index)));
+        Ok(None)
+    } else {
+        Ok(Some(clash(other)))
     }
 }
