@@ -72,19 +72,21 @@ pub fn shift_da(value: &str, days: i64) -> Option<String> {
         return Some(String::new());
     }
     if let Some((a, b)) = v.split_once('-') {
-        let a = if a.is_empty() {
-            String::new()
-        } else {
-            shift_da_single(a, days)?
-        };
-        let b = if b.is_empty() {
-            String::new()
-        } else {
-            shift_da_single(b, days)?
-        };
-        return Some(format!("{a}-{b}"));
+        return shift_range(a, b, |x| shift_da_single(x, days));
     }
     shift_da_single(v, days)
+}
+
+/// Shifts both ends of a range `A-B`; an empty end stays empty (open range).
+fn shift_range(a: &str, b: &str, shift: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let end = |x: &str| {
+        if x.is_empty() {
+            Some(String::new())
+        } else {
+            shift(x)
+        }
+    };
+    Some(format!("{}-{}", end(a)?, end(b)?))
 }
 
 fn shift_da_single(v: &str, days: i64) -> Option<String> {
@@ -112,18 +114,7 @@ pub fn shift_dt(value: &str, days: i64) -> Option<String> {
         let is_offset =
             tail.len() == 5 && pos >= 4 && tail[1..].bytes().all(|b| b.is_ascii_digit());
         if !is_offset {
-            let (a, b) = (&v[..pos], &v[pos + 1..]);
-            let a = if a.is_empty() {
-                String::new()
-            } else {
-                shift_dt_single(a, days)?
-            };
-            let b = if b.is_empty() {
-                String::new()
-            } else {
-                shift_dt_single(b, days)?
-            };
-            return Some(format!("{a}-{b}"));
+            return shift_range(&v[..pos], &v[pos + 1..], |x| shift_dt_single(x, days));
         }
     }
     shift_dt_single(v, days)
