@@ -273,10 +273,13 @@ fn write_temp(
 ) -> Result<tempfile::NamedTempFile, Step> {
     let dir = dest.parent().expect("output path has a parent");
     std::fs::create_dir_all(dir).map_err(Step::Io)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(Step::Io)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TMP_PREFIX);
+    // Outputs are for sharing: ordinary file permissions (less the umask), not the 0600 of a
+    // temporary file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let tmp = builder.tempfile_in(dir).map_err(Step::Io)?;
     let mut w = std::io::BufWriter::with_capacity(256 << 10, tmp.as_file());
     obj.write_all(&mut w)
         .map_err(|e| Step::Encode(e.to_string()))?;

@@ -310,3 +310,64 @@ fn same_key_same_bytes_whatever_the_jobs_and_the_split() {
     assert_eq!(names1.len(), names2.len());
     assert!(names1.is_disjoint(&names2));
 }
+
+#[test]
+fn big_endian_and_deflated_objects_keep_their_transfer_syntax_and_pixels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = fixed_key(tmp.path());
+    let mut inputs = vec![(
+        corpus().join("pydicom/MR_small_bigendian.dcm"),
+        "1.2.840.10008.1.2.2",
+    )];
+    // dcmtk makes a deflated copy of a real file when it is installed (CI installs it)
+    if have("dcmconv") {
+        let dfl = tmp.path().join("ct_deflated.dcm");
+        let o = std::process::Command::new("dcmconv")
+            .arg("+td")
+            .arg(corpus().join("pydicom/CT_small.dcm"))
+            .arg(&dfl)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        inputs.push((dfl, "1.2.840.10008.1.2.1.99"));
+    }
+    for (i, (input, ts)) in inputs.iter().enumerate() {
+        let out = tmp.path().join(format!("out{i}"));
+        let o = umbra(&[
+            "deid",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}: {o:?}", input.display());
+        let files = tree(&out);
+        assert_eq!(files.len(), 1);
+        let written = out.join(&files[0].0);
+        let (a, _) = umbra_files::read_object(input).unwrap();
+        let (b, ts_b) = umbra_files::read_object(&written).unwrap();
+        assert_eq!(ts_b, *ts, "{}", input.display());
+        let pix = dicom_dictionary_std::tags::PIXEL_DATA;
+        assert_eq!(a.get(pix).unwrap().value(), b.get(pix).unwrap().value());
+        if have("dcmdump") {
+            let o = std::process::Command::new("dcmdump")
+                .arg("-q")
+                .arg(&written)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        #[cfg(unix)]
+        {
+            // ordinary permissions (0644 less the umask, like a file cp makes), not 0600
+            use std::os::unix::fs::PermissionsExt;
+            let fresh = tmp.path().join("fresh");
+            std::fs::File::create(&fresh).unwrap();
+            let expected = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o644;
+            let mode = std::fs::metadata(&written).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, expected, "output permissions {mode:o}");
+        }
+    }
+}
