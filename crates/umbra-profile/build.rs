@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 
 const EDITION_DIR: &str = "data/ps3.15-2026d";
 const IOD_TYPES: &str = "data/iod-types.json";
+const ADDITIONS: &str = "data/additions.json";
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let e11_path = root.join(EDITION_DIR).join("table-E.1-1.json");
     let e3101_path = root.join(EDITION_DIR).join("table-E.3.10-1.json");
     let iod_path = root.join(IOD_TYPES);
-    for p in [&e11_path, &e3101_path, &iod_path] {
+    let additions_path = root.join(ADDITIONS);
+    for p in [&e11_path, &e3101_path, &iod_path, &additions_path] {
         println!("cargo:rerun-if-changed={}", p.display());
     }
 
@@ -24,6 +26,7 @@ fn main() {
     let e3101 = load(&e3101_path);
     emit_header(&mut out, &e11, &e3101);
     emit_e11(&mut out, &e11);
+    emit_additions(&mut out, &load(&additions_path), &e11);
     emit_safe_private(&mut out, &e3101);
     emit_iod_types(&mut out, &load(&iod_path));
 
@@ -204,6 +207,50 @@ fn emit_e11(out: &mut String, e11: &Value) {
     .unwrap();
     writeln!(out, "/// Number of rows in Table E.1-1 as vendored.").unwrap();
     writeln!(out, "pub const E11_ROW_COUNT: usize = {};", rows.len()).unwrap();
+}
+
+/// Umbra's own rows beyond Table E.1-1, each with its reason; never a tag the table has.
+fn emit_additions(out: &mut String, additions: &Value, e11: &Value) {
+    let standard: std::collections::BTreeSet<&str> = e11["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| s(r, "tag"))
+        .collect();
+    let mut rows = Vec::new();
+    for row in additions["rows"].as_array().expect("rows") {
+        let tag = s(row, "tag");
+        assert!(
+            !standard.contains(tag),
+            "addition {tag} overrides a row of Table E.1-1"
+        );
+        assert!(
+            !s(row, "reason").is_empty(),
+            "addition {tag} without a reason"
+        );
+        assert!(
+            row["options"].as_object().is_some_and(|o| o.is_empty()),
+            "additions take no options"
+        );
+        let (gv, gm, ev, em) = parse_tag(tag).unwrap_or_else(|| panic!("bad tag {tag:?}"));
+        assert!(gm == 0xFFFF && em == 0xFFFF, "additions have fixed tags");
+        rows.push((((gv as u32) << 16) | ev as u32, format!(
+            "Row {{ tag: 0x{gv:04X}{ev:04X}, name: {:?}, basic: {}, options: &[], retired: false, in_standard_iod: false }}",
+            s(row, "name"),
+            code_variant(s(row, "basic_profile"))
+        )));
+    }
+    rows.sort_by_key(|(t, _)| *t);
+    writeln!(
+        out,
+        "/// Umbra's additions to Table E.1-1 (`data/additions.json`), sorted by tag."
+    )
+    .unwrap();
+    writeln!(out, "pub static ADDITION_ROWS: &[Row] = &[").unwrap();
+    for (_, r) in &rows {
+        writeln!(out, "    {r},").unwrap();
+    }
+    writeln!(out, "];").unwrap();
 }
 
 fn emit_safe_private(out: &mut String, e3101: &Value) {

@@ -579,3 +579,14 @@ fn unlisted_uids_are_mapped_consistently_and_registered_ones_kept() {
         .object;
     assert_eq!(strs(kept.get(source).unwrap())[0], NESTED_UID);
 }
+
+#[test]
+fn additions_beyond_the_table_are_removed() {
+    // Encrypted Attributes Sequence: another party's recoverable copy of the identity.
+    let obj = base(Tag(0x0400, 0x0500), VR::SQ, None);
+    let out = engine(OptionSet::EMPTY)
+        .deidentify(obj, "1.2.840.10008.1.2.1")
+        .unwrap()
+        .object;
+    assert!(out.get(Tag(0x0400, 0x0500)).is_none());
+}

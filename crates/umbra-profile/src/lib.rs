@@ -23,8 +23,8 @@ mod generated {
 }
 
 pub use generated::{
-    E11_ROW_COUNT, E11_ROWS, E11_SHA256, E11_WILDCARD_ROWS, E3101_ROW_COUNT, E3101_SHA256, EDITION,
-    IOD_TYPES, IOD_TYPES_SOURCE, SAFE_PRIVATE,
+    ADDITION_ROWS, E11_ROW_COUNT, E11_ROWS, E11_SHA256, E11_WILDCARD_ROWS, E3101_ROW_COUNT,
+    E3101_SHA256, EDITION, IOD_TYPES, IOD_TYPES_SOURCE, SAFE_PRIVATE,
 };
 
 /// An action code of Table E.1-1a, as written in the table.
@@ -400,7 +400,7 @@ pub enum Lookup {
     NotListed,
 }
 
-/// Looks a tag up in Table E.1-1.
+/// Looks a tag up in Table E.1-1, then in Umbra's documented additions (`data/additions.json`).
 pub fn lookup(group: u16, element: u16) -> Lookup {
     if group & 1 == 1 {
         return Lookup::Private(&generated::E11_PRIVATE_ROW);
@@ -408,6 +408,9 @@ pub fn lookup(group: u16, element: u16) -> Lookup {
     let tag = ((group as u32) << 16) | element as u32;
     if let Ok(i) = E11_ROWS.binary_search_by_key(&tag, |r| r.tag) {
         return Lookup::Public(&E11_ROWS[i]);
+    }
+    if let Ok(i) = ADDITION_ROWS.binary_search_by_key(&tag, |r| r.tag) {
+        return Lookup::Public(&ADDITION_ROWS[i]);
     }
     E11_WILDCARD_ROWS
         .iter()

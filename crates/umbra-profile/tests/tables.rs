@@ -175,3 +175,19 @@ fn option_codes_are_cid_7050() {
         assert_eq!(ProfileOption::from_name(o.name()), Some(o));
     }
 }
+
+#[test]
+fn additions_only_remove_and_never_shadow_the_standard() {
+    assert!(!ADDITION_ROWS.is_empty());
+    for r in ADDITION_ROWS {
+        assert!(
+            E11_ROWS.binary_search_by_key(&r.tag, |x| x.tag).is_err(),
+            "{} shadows the table",
+            r.name
+        );
+        assert_eq!(r.basic, Code::X);
+    }
+    assert!(
+        matches!(lookup(0x0400, 0x0500), Lookup::Public(r) if r.name == "Encrypted Attributes Sequence")
+    );
+}
