@@ -9,12 +9,13 @@ use dicom_core::value::{PrimitiveValue, Value};
 use dicom_object::InMemDicomObject;
 use std::collections::BTreeSet;
 use std::path::Path;
-use umbra_profile::{Action, Lookup, OptionSet};
+use umbra_profile::{Action, Lookup, OptionSet, ProfileOption};
 
 /// The string values of every element at every depth, split by whether the Basic Profile keeps
 /// the element (kept) or removes / replaces it (gone). Private elements count as gone.
 fn values_by_fate(
     obj: &InMemDicomObject,
+    opts: OptionSet,
     kept: &mut BTreeSet<String>,
     gone: &mut BTreeSet<String>,
 ) {
@@ -22,7 +23,7 @@ fn values_by_fate(
         let tag = e.tag();
         if let Value::Sequence(s) = e.value() {
             for item in s.items() {
-                values_by_fate(item, kept, gone);
+                values_by_fate(item, opts, kept, gone);
             }
             continue;
         }
@@ -43,14 +44,21 @@ fn values_by_fate(
             }
             _ => continue,
         };
-        let removed = match umbra_profile::lookup(tag.0, tag.1) {
-            Lookup::Private(_) => true,
-            Lookup::NotListed => false,
-            Lookup::Public(row) => !matches!(
-                row.action(OptionSet::EMPTY, None),
-                Action::Keep | Action::Clean
-            ),
-        };
+        let vr = e.vr();
+        let shifted = opts.contains(ProfileOption::RetainLongitudinalModifiedDates)
+            && matches!(vr, VR::DA | VR::DT);
+        let remapped_uid = vr == VR::UI
+            && !strings
+                .iter()
+                .all(|u| u.is_empty() || u.starts_with("1.2.840.10008."));
+        let removed = shifted
+            || match umbra_profile::lookup(tag.0, tag.1) {
+                Lookup::Private(_) => true,
+                Lookup::NotListed => remapped_uid,
+                Lookup::Public(row) => {
+                    !matches!(row.action(opts, None), Action::Keep | Action::Clean)
+                }
+            };
         let set = if removed { &mut *gone } else { &mut *kept };
         set.extend(strings);
     }
@@ -75,10 +83,34 @@ fn run_corpus(out: &Path, report: &Path, key: &Path, extra: &[&str]) -> std::pro
 
 #[test]
 fn every_corpus_file_is_written_clean_or_refused_with_a_reason() {
+    check_corpus(OptionSet::EMPTY);
+}
+
+#[test]
+fn the_same_holds_with_cleaning_and_retaining_options() {
+    check_corpus(
+        [
+            ProfileOption::CleanDescriptors,
+            ProfileOption::CleanStructuredContent,
+            ProfileOption::CleanGraphics,
+            ProfileOption::RetainLongitudinalModifiedDates,
+            ProfileOption::RetainPatientCharacteristics,
+            ProfileOption::RetainDeviceIdentity,
+        ]
+        .into_iter()
+        .collect(),
+    );
+}
+
+fn check_corpus(opts: OptionSet) {
     let tmp = tempfile::tempdir().unwrap();
     let (out, report) = (tmp.path().join("out"), tmp.path().join("report.jsonl"));
     let key = fixed_key(tmp.path());
-    let o = run_corpus(&out, &report, &key, &[]);
+    let mut args = Vec::new();
+    for o in opts.iter() {
+        args.extend(["--option", o.name()]);
+    }
+    let o = run_corpus(&out, &report, &key, &args);
     assert_eq!(
         o.status.code(),
         Some(1),
@@ -189,7 +221,7 @@ fn every_corpus_file_is_written_clean_or_refused_with_a_reason() {
         // no value of an attribute the profile removes survives anywhere in the bytes
         let (orig, _) = umbra_files::read_object(&r.input).unwrap();
         let (mut kept, mut gone) = (BTreeSet::new(), BTreeSet::new());
-        values_by_fate(&orig, &mut kept, &mut gone);
+        values_by_fate(&orig, opts, &mut kept, &mut gone);
         // Pixel data is carried byte for byte (tested below): a value that happens to occur in
         // the image bytes themselves says nothing about the header.
         let pixels: Vec<u8> = match orig
