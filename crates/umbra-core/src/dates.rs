@@ -68,6 +68,9 @@ fn shift_date_digits(s: &str, days: i64) -> Option<String> {
 /// (either side may be empty). `None` when the value is not a date (the caller then empties it).
 pub fn shift_da(value: &str, days: i64) -> Option<String> {
     let v = value.trim_matches([' ', '\0']);
+    if !v.is_ascii() {
+        return None; // not a date; and the byte slicing below needs ASCII
+    }
     if v.is_empty() {
         return Some(String::new());
     }
@@ -104,6 +107,9 @@ fn shift_da_single(v: &str, days: i64) -> Option<String> {
 /// moves by whole days, the time and UTC offset stay. `None` when it is not a date-time.
 pub fn shift_dt(value: &str, days: i64) -> Option<String> {
     let v = value.trim_matches([' ', '\0']);
+    if !v.is_ascii() {
+        return None; // not a date-time; and the byte slicing below needs ASCII
+    }
     if v.is_empty() {
         return Some(String::new());
     }
@@ -212,5 +218,9 @@ mod tests {
         );
         assert!(shift_dt("2020-03-01", -1).is_none());
         assert!(shift_dt("20200301T1200", -1).is_none());
+        // found by the fuzz target: non-ASCII where digits belong
+        assert!(shift_dt("20030û0", -1).is_none());
+        assert!(shift_da("2003.û.01", -1).is_none());
+        assert!(shift_da("2003û0101", -1).is_none());
     }
 }
