@@ -82,9 +82,12 @@ pub enum UsageError {
     /// An input does not exist.
     #[error("input {0} does not exist")]
     MissingInput(PathBuf),
-    /// The output folder is an input or inside one... or an input is inside the output.
+    /// An input is inside the output folder.
     #[error("{0}")]
     Overlap(String),
+    /// An input folder cannot be listed.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 const TMP_PREFIX: &str = ".umbra-tmp-";
@@ -112,7 +115,7 @@ pub fn collect_inputs(inputs: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, Us
             .sort_by_file_name()
         {
             let entry = entry.map_err(|e| {
-                UsageError::Overlap(format!("cannot list {}: {e}", input.display()))
+                UsageError::Unreadable(format!("cannot list {}: {e}", input.display()))
             })?;
             if !entry.file_type().is_file() {
                 continue;
