@@ -4,7 +4,8 @@
 # generated corpus of 512x512 16-bit CT slices.  See bench/README.md.
 #
 # Usage: bench/deid.sh [N_SLICES]      (default 1000, about 0.5 GB)
-# Env:   RUNS (default 5), WARMUP (default 1), SEED (default 1)
+# Env:   RUNS (default 5), WARMUP (default 1), SEED (default 1),
+#        OUT (where outputs go; default bench/work; /dev/shm/... takes disk noise out)
 #
 # Everything it writes goes under bench/work/ (git-ignored); the table is
 # printed and saved to bench/work/results.md.  It never builds umbra.
@@ -101,12 +102,16 @@ fi
 #    it keeps the dates, Patient's Address and Telephone Numbers, Issuer of
 #    Patient ID, the GEMS private block and the folder/file names, so it does
 #    less work per file than umbra.
+# Where the outputs go: OUT=/dev/shm/umbra-bench puts them on tmpfs, which takes the disk's
+# write-back (noisy on shared machines) out of the comparison; the default is bench/work.
+O=${OUT:-$W}
+mkdir -p "$O"
 declare -a NAMES CMDS OUTS
 add() { NAMES+=("$1"); OUTS+=("$2"); CMDS+=("$3"); }
-add "cp -r"              "$W/out-cp"      "cp -r $CT $W/out-cp"
-add "umbra deid"         "$W/out-umbra"   "$UMBRA deid $CT --out $W/out-umbra --key-file $W/key --quiet"
-add "umbra deid --jobs 1" "$W/out-umbra1" "$UMBRA deid $CT --out $W/out-umbra1 --key-file $W/key --quiet --jobs 1"
-add "gdcmanon -e -r"     "$W/out-gdcm"    "gdcmanon -e -c $W/gdcm-cert.pem -r --continue -i $CT -o $W/out-gdcm"
+add "cp -r"              "$O/out-cp"      "cp -r $CT $O/out-cp"
+add "umbra deid"         "$O/out-umbra"   "$UMBRA deid $CT --out $O/out-umbra --key-file $W/key --quiet"
+add "umbra deid --jobs 1" "$O/out-umbra1" "$UMBRA deid $CT --out $O/out-umbra1 --key-file $W/key --quiet --jobs 1"
+add "gdcmanon -e -r"     "$O/out-gdcm"    "gdcmanon -e -c $W/gdcm-cert.pem -r --continue -i $CT -o $O/out-gdcm"
 
 # --- 5. warm the page cache --------------------------------------------------
 log "warming the page cache"
@@ -135,7 +140,7 @@ done
 
 # --- 8. sanity check of the outputs (from the RSS runs) ----------------------
 log "checking outputs"
-python3 - "$CT" "$W" > "$W/check.txt" <<'EOF'
+python3 - "$CT" "$O" > "$W/check.txt" <<'EOF'
 import os, sys, pydicom
 ct, w = sys.argv[1], sys.argv[2]
 def files(d):
@@ -174,7 +179,7 @@ print("- date: $(date -u '+%Y-%m-%d %H:%M UTC')")
 print("- machine: $(nproc) CPUs, $CPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM")
 print("- umbra: $("$UMBRA" --version) ($UMBRA), gdcmanon: $(gdcmanon --version 2>&1 | head -1 | sed 's/gdcmanon: //; s/ \$Date\$//'), $(hyperfine --version)")
 print(f"- corpus: {count} CT slices 512x512x16 bit, {nbytes/1e6:.0f} MB ($STAMP), page cache warm")
-print("- hyperfine --warmup $WARMUP --runs $RUNS; each run starts from an empty, synced output folder")
+print("- hyperfine --warmup $WARMUP --runs $RUNS; each run starts from an empty, synced output folder; outputs in $O")
 print()
 print("| tool | mean wall s (± sd) | files/s | MB/s | ratio to cp | peak RSS MB | output: files / readable / still named |")
 print("|---|---|---|---|---|---|---|")
