@@ -86,10 +86,20 @@ fn dictionary_vr(group: u16, element: u16) -> Option<VR> {
         .map(|e| e.vr.relaxed())
 }
 
+/// What the check learned of a data set's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// Offset of the top-level Pixel Data (7FE0,0010) element's header when it is the last
+    /// top-level element: everything from there to the end is the pixel data, and can be
+    /// carried to the output as bytes.
+    pub trailing_pixel_data: Option<usize>,
+}
+
 /// Checks the element structure of `bytes` (a data set, no preamble or meta group).
-pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<(), Malformed> {
+pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<Layout, Malformed> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut pos = 0usize;
+    let mut pixel_data_at = None;
     let err = |pos: usize, what: &str| Malformed(format!("{what} at byte {pos}"));
     loop {
         // Close every defined-length container that ends here.
@@ -118,7 +128,9 @@ pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<(), Malformed> {
             return if stack.iter().any(|f| f.end.is_none()) {
                 Err(err(pos, "file ends inside an undefined-length sequence"))
             } else {
-                Ok(())
+                Ok(Layout {
+                    trailing_pixel_data: pixel_data_at,
+                })
             };
         }
         if pos + 8 > limit {
@@ -207,6 +219,9 @@ pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<(), Malformed> {
                 pos,
                 "data element directly inside a sequence (no item)",
             ));
+        }
+        if stack.is_empty() {
+            pixel_data_at = ((group, element) == (0x7FE0, 0x0010)).then_some(pos);
         }
 
         let (vr, len, header) = if enc == Encoding::ImplicitLe {
@@ -378,7 +393,13 @@ mod tests {
         v.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
         v.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 4, 0, 0, 0, 0xFE, 0xFF, 0xDD, 0xE0]);
         v.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
-        assert_eq!(check_dataset(&v, Encoding::ExplicitLe), Ok(()));
+        // the pixel data element starts after the sequence: 12 + 8 + 14 (UI) + 8 + 8 bytes
+        assert_eq!(
+            check_dataset(&v, Encoding::ExplicitLe),
+            Ok(Layout {
+                trailing_pixel_data: Some(12 + 8 + 14 + 8 + 8)
+            })
+        );
         // cut before the last delimiter: the file ends inside the pixel data
         assert!(check_dataset(&v[..v.len() - 8], Encoding::ExplicitLe).is_err());
     }

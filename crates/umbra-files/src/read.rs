@@ -47,18 +47,93 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadError
     };
     if let Some(from) = part10 {
         precheck_part10(&from[4..])?;
-        let obj = OpenFileOptions::new()
-            .read_preamble(ReadPreamble::Never)
-            .from_reader(from)
-            .map_err(|e| ReadError::Parse(one_line(e)))?;
-        let ts = obj
-            .meta()
-            .transfer_syntax()
-            .trim_end_matches(['\0', ' '])
-            .to_owned();
-        return Ok((obj.into_inner(), ts));
+        return parse_part10(from);
     }
     read_bare_dataset(bytes)
+}
+
+/// Parses a Part 10 file from its `DICM` magic on (the structural check already passed).
+fn parse_part10(from: &[u8]) -> Result<(InMemDicomObject, String), ReadError> {
+    let obj = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .from_reader(from)
+        .map_err(|e| ReadError::Parse(one_line(e)))?;
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+        .to_owned();
+    Ok((obj.into_inner(), ts))
+}
+
+/// An input ready for the engine.
+#[derive(Debug)]
+pub struct Input {
+    /// The data set. When [`Input::raw_pixel_data`] is set, its Pixel Data element is an empty
+    /// placeholder (so the engine knows the object is an image): take it out before writing
+    /// and write the raw element instead.
+    pub object: InMemDicomObject,
+    /// Transfer syntax UID the data set is encoded in (and is written in).
+    pub transfer_syntax: String,
+    /// The file's own Pixel Data element, when it ends the file.
+    pub raw_pixel_data: Option<RawPixelData>,
+}
+
+/// The encoded Pixel Data element (header and value) as it stands in the input file: carried to
+/// the output byte for byte, never decoded.
+#[derive(Debug)]
+pub struct RawPixelData {
+    file: Vec<u8>,
+    at: usize,
+}
+
+impl RawPixelData {
+    /// The element's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.file[self.at..]
+    }
+}
+
+/// Reads an input for de-identification: like [`read_object`], but when the Pixel Data
+/// element ends the file (the usual case), the data set is parsed only up to it and the pixel
+/// data is kept as the file's own bytes, neither decoded nor copied.
+pub fn read_input(path: &Path) -> Result<Input, ReadError> {
+    let bytes = std::fs::read(path).map_err(|e| ReadError::Io(one_line(e)))?;
+    let magic_at = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        Some(128)
+    } else if bytes.starts_with(b"DICM") {
+        Some(0)
+    } else {
+        None
+    };
+    let Some(magic_at) = magic_at else {
+        let (object, transfer_syntax) = read_bare_dataset(&bytes)?;
+        return Ok(Input {
+            object,
+            transfer_syntax,
+            raw_pixel_data: None,
+        });
+    };
+    let check = precheck_part10(&bytes[magic_at + 4..])?;
+    let Some(at) = check.pixel_data_at.map(|off| magic_at + 4 + off) else {
+        let (object, transfer_syntax) = parse_part10(&bytes[magic_at..])?;
+        return Ok(Input {
+            object,
+            transfer_syntax,
+            raw_pixel_data: None,
+        });
+    };
+    let (mut object, transfer_syntax) = parse_part10(&bytes[magic_at..at])?;
+    object.put(dicom_core::DataElement::new(
+        dicom_dictionary_std::tags::PIXEL_DATA,
+        dicom_core::VR::OB,
+        dicom_core::PrimitiveValue::Empty,
+    ));
+    Ok(Input {
+        object,
+        transfer_syntax,
+        raw_pixel_data: Some(RawPixelData { file: bytes, at }),
+    })
 }
 
 /// Parses a Part 10 file's meta group and data set up to the pixel data: the cheap check that
@@ -76,7 +151,7 @@ const MAX_INFLATED: u64 = 4 << 30;
 
 /// The structural check of [`crate::guard`] on a Part 10 file after `DICM`: meta group, then
 /// the data set in its transfer syntax (inflated first when deflated, within a bound).
-fn precheck_part10(after_magic: &[u8]) -> Result<(), ReadError> {
+fn precheck_part10(after_magic: &[u8]) -> Result<Precheck, ReadError> {
     let (ts, start) = check_meta(after_magic).map_err(|m| ReadError::Parse(m.0))?;
     let dataset = &after_magic[start..];
     if ts == "1.2.840.10008.1.2.1.99" || ts == "1.2.840.10008.1.2.4.95" {
@@ -90,9 +165,22 @@ fn precheck_part10(after_magic: &[u8]) -> Result<(), ReadError> {
                 "deflated data set inflates beyond 4 GiB".into(),
             ));
         }
-        return check_dataset(&inflated, Encoding::ExplicitLe).map_err(|m| ReadError::Parse(m.0));
+        check_dataset(&inflated, Encoding::ExplicitLe).map_err(|m| ReadError::Parse(m.0))?;
+        // A deflated stream cannot be cut at the pixel data: no raw carry.
+        return Ok(Precheck {
+            pixel_data_at: None,
+        });
     }
-    check_dataset(dataset, Encoding::of(&ts)).map_err(|m| ReadError::Parse(m.0))
+    let layout = check_dataset(dataset, Encoding::of(&ts)).map_err(|m| ReadError::Parse(m.0))?;
+    Ok(Precheck {
+        pixel_data_at: layout.trailing_pixel_data.map(|off| start + off),
+    })
+}
+
+/// What the structural check of a Part 10 file found.
+struct Precheck {
+    /// Offset, from just after `DICM`, of the top-level Pixel Data element when it ends the file.
+    pixel_data_at: Option<usize>,
 }
 
 /// A data set without preamble or meta group, as older systems and some exports write them.

@@ -1,6 +1,6 @@
 //! One de-identification run over files: inputs in, outputs written atomically, one record per input.
 
-use crate::read::{ReadError, read_object};
+use crate::read::{Input, RawPixelData, ReadError, read_input};
 use dicom_core::DataElement;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
@@ -202,7 +202,7 @@ fn process_one(
     out: &Path,
     claims: &Claims,
 ) -> Record {
-    let (obj, ts) = match read_object(input) {
+    let read = match read_input(input) {
         Ok(x) => x,
         Err(ReadError::NotDicom) => {
             return record(
@@ -214,7 +214,13 @@ fn process_one(
         }
         Err(e) => return record(input, Outcome::Failed, Some(e.to_string()), None),
     };
-    let mut done = match engine.deidentify(obj, &ts) {
+    let Input {
+        object,
+        transfer_syntax,
+        raw_pixel_data,
+    } = read;
+    let ts = transfer_syntax.as_str();
+    let mut done = match engine.deidentify(object, ts) {
         Ok(d) => d,
         Err(h) => {
             let outcome = match h.kind {
@@ -225,7 +231,12 @@ fn process_one(
             return record(input, outcome, Some(h.reason), None);
         }
     };
-    pack_pixel_words(&mut done.object, &ts);
+    let raw_pixels = raw_pixel_data.as_ref().map(RawPixelData::as_bytes);
+    match raw_pixels {
+        // the engine saw a placeholder; the file's own pixel data element goes out instead
+        Some(_) => drop(done.object.remove_element(tags::PIXEL_DATA)),
+        None => pack_pixel_words(&mut done.object, ts),
+    }
     let study = if done.study_uid.is_empty() {
         "no-study"
     } else {
@@ -246,7 +257,7 @@ fn process_one(
     .collect();
     let failed = |reason: String| record(input, Outcome::Failed, Some(reason), None);
     let dest = out.join(&rel);
-    let tmp = match write_temp(&dest, &done.object) {
+    let tmp = match write_temp(&dest, &done.object, raw_pixels) {
         Ok(t) => t,
         Err(Step::Encode(e)) => return failed(format!("cannot encode output: {e}")),
         Err(Step::Io(e)) => return failed(format!("cannot write output: {e}")),
@@ -269,10 +280,12 @@ enum Step {
     Io(std::io::Error),
 }
 
-/// Encodes the object straight into a temporary file beside its destination.
+/// Encodes the object straight into a temporary file beside its destination, followed by the
+/// input's own pixel data element when it is carried raw.
 fn write_temp(
     dest: &Path,
     obj: &FileDicomObject<InMemDicomObject>,
+    raw_pixels: Option<&[u8]>,
 ) -> Result<tempfile::NamedTempFile, Step> {
     let dir = dest.parent().expect("output path has a parent");
     std::fs::create_dir_all(dir).map_err(Step::Io)?;
@@ -286,6 +299,9 @@ fn write_temp(
     let mut w = std::io::BufWriter::with_capacity(256 << 10, tmp.as_file());
     obj.write_all(&mut w)
         .map_err(|e| Step::Encode(e.to_string()))?;
+    if let Some(raw) = raw_pixels {
+        w.write_all(raw).map_err(Step::Io)?;
+    }
     w.flush().map_err(Step::Io)?;
     drop(w);
     Ok(tmp)

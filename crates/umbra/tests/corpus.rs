@@ -262,7 +262,7 @@ fn pixel_data_is_carried_byte_for_byte() {
     let (out, report) = (tmp.path().join("out"), tmp.path().join("report.jsonl"));
     let key = fixed_key(tmp.path());
     run_corpus(&out, &report, &key, &[]);
-    let mut checked = 0;
+    let (mut checked, mut raw_checked) = (0, 0);
     for r in read_report(&report)
         .iter()
         .filter(|r| r.outcome == "written")
@@ -284,8 +284,20 @@ fn pixel_data_is_carried_byte_for_byte() {
             }
             _ => panic!("{}: pixel data appeared or vanished", r.input.display()),
         }
+        // where the pixel data ends the input, its very bytes end the output
+        let input = umbra_files::read_input(&r.input).unwrap();
+        if let Some(raw) = &input.raw_pixel_data {
+            let written = std::fs::read(out.join(r.output.as_ref().unwrap())).unwrap();
+            assert!(
+                written.ends_with(raw.as_bytes()),
+                "{}: pixel bytes differ",
+                r.input.display()
+            );
+            raw_checked += 1;
+        }
     }
     assert!(checked >= 30, "only {checked} images compared");
+    assert!(raw_checked >= 30, "only {raw_checked} images carried raw");
 }
 
 #[test]
