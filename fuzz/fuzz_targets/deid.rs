@@ -82,19 +82,27 @@ fuzz_target!(init: {
     let Some(opts) = options(first) else {
         return;
     };
-    let Ok((obj, ts)) = umbra_files::parse_bytes(file) else {
+    // The path `umbra deid` takes: header parsed, pixel data carried raw when it ends the file.
+    let Ok(input) = umbra_files::input_from_bytes(file.to_vec()) else {
         return;
     };
     let engine = Deidentifier::new(
         Config::new(opts),
         Pseudonymizer::new(&Key::from_bytes([7u8; 32])),
     );
-    let Ok(d) = engine.deidentify(obj, &ts) else {
+    let ts = input.transfer_syntax.clone();
+    let Ok(mut d) = engine.deidentify(input.object, &ts) else {
         return;
     };
     let mut out = Vec::new();
-    // An encoding error is reported by `umbra deid` as a failed file; only a panic is a bug.
-    if d.object.write_all(&mut out).is_err() {
+    if let Some(raw) = &input.raw_pixel_data {
+        d.object.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
+        // An encoding error is reported by `umbra deid` as a failed file; only a panic is a bug.
+        if d.object.write_all(&mut out).is_err() {
+            return;
+        }
+        out.extend_from_slice(raw.as_bytes());
+    } else if d.object.write_all(&mut out).is_err() {
         return;
     }
     if let Err(e) = umbra_files::parse_bytes(&out) {

@@ -9,5 +9,7 @@ pub mod guard;
 mod read;
 mod run;
 
-pub use read::{Input, RawPixelData, ReadError, parse_bytes, read_input, read_object};
+pub use read::{
+    Input, RawPixelData, ReadError, input_from_bytes, parse_bytes, read_input, read_object,
+};
 pub use run::{Outcome, Record, RunOptions, Summary, UsageError, collect_inputs, run};

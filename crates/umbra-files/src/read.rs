@@ -99,6 +99,11 @@ impl RawPixelData {
 /// data is kept as the file's own bytes, neither decoded nor copied.
 pub fn read_input(path: &Path) -> Result<Input, ReadError> {
     let bytes = std::fs::read(path).map_err(|e| ReadError::Io(one_line(e)))?;
+    input_from_bytes(bytes)
+}
+
+/// [`read_input`] on a file's bytes already in memory.
+pub fn input_from_bytes(bytes: Vec<u8>) -> Result<Input, ReadError> {
     let magic_at = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
         Some(128)
     } else if bytes.starts_with(b"DICM") {

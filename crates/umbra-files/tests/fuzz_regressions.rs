@@ -28,23 +28,43 @@ fn fuzz_findings_stay_fixed() {
         let (&first, file) = data.split_first().unwrap();
         let Some(opts) = options(first) else { continue };
         n += 1;
-        let Ok((obj, ts)) = umbra_files::parse_bytes(file) else {
-            continue;
+        let engine = || {
+            Deidentifier::new(
+                Config::new(opts),
+                Pseudonymizer::new(&Key::from_bytes([7; 32])),
+            )
         };
-        let engine = Deidentifier::new(
-            Config::new(opts),
-            Pseudonymizer::new(&Key::from_bytes([7; 32])),
-        );
-        let Ok(d) = engine.deidentify(obj, &ts) else {
-            continue;
-        };
-        let mut out = Vec::new();
-        if d.object.write_all(&mut out).is_ok() {
+        let reparses = |out: &[u8]| {
             assert!(
-                umbra_files::parse_bytes(&out).is_ok(),
+                umbra_files::parse_bytes(out).is_ok(),
                 "{}: output does not parse again",
                 path.display()
-            );
+            )
+        };
+        // the whole-object path
+        if let Ok((obj, ts)) = umbra_files::parse_bytes(file) {
+            if let Ok(d) = engine().deidentify(obj, &ts) {
+                let mut out = Vec::new();
+                if d.object.write_all(&mut out).is_ok() {
+                    reparses(&out);
+                }
+            }
+        }
+        // the path `umbra deid` takes: header parsed, pixel data carried raw when it ends the file
+        if let Ok(input) = umbra_files::input_from_bytes(file.to_vec()) {
+            if let Ok(mut d) = engine().deidentify(input.object, &input.transfer_syntax) {
+                let mut out = Vec::new();
+                if let Some(raw) = &input.raw_pixel_data {
+                    d.object
+                        .remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
+                    if d.object.write_all(&mut out).is_ok() {
+                        out.extend_from_slice(raw.as_bytes());
+                        reparses(&out);
+                    }
+                } else if d.object.write_all(&mut out).is_ok() {
+                    reparses(&out);
+                }
+            }
         }
     }
     assert!(n >= 5, "regression inputs missing");
