@@ -232,10 +232,11 @@ fn process_one(
         }
     };
     let raw_pixels = raw_pixel_data.as_ref().map(RawPixelData::as_bytes);
-    match raw_pixels {
+    if raw_pixels.is_some() {
         // the engine saw a placeholder; the file's own pixel data element goes out instead
-        Some(_) => drop(done.object.remove_element(tags::PIXEL_DATA)),
-        None => pack_pixel_words(&mut done.object, ts),
+        done.object.remove_element(tags::PIXEL_DATA);
+    } else {
+        pack_pixel_words(&mut done.object, ts);
     }
     let study = if done.study_uid.is_empty() {
         "no-study"
