@@ -131,8 +131,9 @@ fn shift_dt_single(v: &str, days: i64) -> Option<String> {
         Some(p) => (&v[..p], &v[p..]),
         None => (v, ""),
     };
-    if !offset.is_empty() && !(offset.len() == 5 && offset[1..].bytes().all(|b| b.is_ascii_digit()))
-    {
+    let valid_offset =
+        offset.is_empty() || (offset.len() == 5 && offset[1..].bytes().all(|b| b.is_ascii_digit()));
+    if !valid_offset {
         return None;
     }
     let date_len = main.len().min(8);

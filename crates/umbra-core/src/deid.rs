@@ -264,13 +264,7 @@ impl Deidentifier {
                     "image without Modality or Burned In Annotation: burned-in text cannot be ruled out",
                 ));
             }
-            if secondary_capture
-                || self
-                    .config
-                    .at_risk_modalities
-                    .iter()
-                    .any(|m| *m == modality)
-            {
+            if secondary_capture || self.config.at_risk_modalities.contains(&modality) {
                 return Err(HoldBack::held(format!(
                     "{} image without Burned In Annotation: text is commonly burned in on this kind of image",
                     if secondary_capture {

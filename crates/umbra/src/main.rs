@@ -202,7 +202,6 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
             .collect();
     }
     let engine = Deidentifier::new(config, Pseudonymizer::new(&key));
-    drop(key);
 
     let files =
         umbra_files::collect_inputs(&args.inputs, &args.out).map_err(|e| Usage(e.to_string()))?;
