@@ -101,7 +101,7 @@ fuzz_target!(init: {
         if d.object.write_all(&mut out).is_err() {
             return;
         }
-        out.extend_from_slice(raw.as_bytes());
+        out.extend_from_slice(&raw.to_vec().unwrap());
     } else if d.object.write_all(&mut out).is_err() {
         return;
     }

@@ -97,6 +97,38 @@ pub struct Layout {
 
 /// Checks the element structure of `bytes` (a data set, no preamble or meta group).
 pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<Layout, Malformed> {
+    match walk(bytes, bytes.len(), base, false)? {
+        Walk::Complete(layout) => Ok(layout),
+        // `total` is the length of `bytes` and no early stop was asked for
+        Walk::NeedMore | Walk::NativePixelDataAt(_) => unreachable!("whole data set given"),
+    }
+}
+
+/// How far a walk over the first bytes of a data set got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// The whole data set was walked.
+    Complete(Layout),
+    /// A top-level native (defined-length) Pixel Data element starts here and ends the data set;
+    /// everything before it was checked.
+    NativePixelDataAt(usize),
+    /// More bytes are needed to get to the pixel data.
+    NeedMore,
+}
+
+/// Walks the first bytes of a data set of `total` bytes (`prefix` may be shorter), stopping at
+/// a top-level native Pixel Data element that ends the data set. What lies before it is checked
+/// as [`check_dataset`] checks it; the pixel data's value only has to fit.
+pub fn check_prefix(prefix: &[u8], total: usize, base: Encoding) -> Result<Walk, Malformed> {
+    walk(prefix, total.max(prefix.len()), base, true)
+}
+
+fn walk(
+    bytes: &[u8],
+    total: usize,
+    base: Encoding,
+    stop_at_pixels: bool,
+) -> Result<Walk, Malformed> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut pos = 0usize;
     let mut pixel_data_at = None;
@@ -117,24 +149,24 @@ pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<Layout, Malformed> 
                 _ => break,
             }
         }
-        let limit = stack
-            .iter()
-            .filter_map(|f| f.end)
-            .min()
-            .unwrap_or(bytes.len());
+        let limit = stack.iter().filter_map(|f| f.end).min().unwrap_or(total);
         let enc = stack.last().map_or(base, |f| f.enc);
         let be = enc == Encoding::ExplicitBe;
-        if pos == bytes.len() {
+        if pos == total {
             return if stack.iter().any(|f| f.end.is_none()) {
                 Err(err(pos, "file ends inside an undefined-length sequence"))
             } else {
-                Ok(Layout {
+                Ok(Walk::Complete(Layout {
                     trailing_pixel_data: pixel_data_at,
-                })
+                }))
             };
         }
         if pos + 8 > limit {
             return Err(err(pos, "truncated element header"));
+        }
+        // The longest header is 12 bytes; past the prefix, ask for more.
+        if bytes.len() < total && pos + 12 > bytes.len() {
+            return Ok(Walk::NeedMore);
         }
         let group = u16_at(bytes, pos, be);
         let element = u16_at(bytes, pos + 2, be);
@@ -220,6 +252,7 @@ pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<Layout, Malformed> 
                 "data element directly inside a sequence (no item)",
             ));
         }
+        let header_at = pos;
         if stack.is_empty() {
             pixel_data_at = ((group, element) == (0x7FE0, 0x0010)).then_some(pos);
         }
@@ -280,6 +313,9 @@ pub fn check_dataset(bytes: &[u8], base: Encoding) -> Result<Layout, Malformed> 
                     "value length runs past the end of the data",
                 ));
             };
+            if stop_at_pixels && pixel_data_at == Some(header_at) && end == total {
+                return Ok(Walk::NativePixelDataAt(header_at));
+            }
             if vr == VR::SQ {
                 stack.push(Frame {
                     kind: Kind::Sequence,
@@ -402,6 +438,35 @@ mod tests {
         );
         // cut before the last delimiter: the file ends inside the pixel data
         assert!(check_dataset(&v[..v.len() - 8], Encoding::ExplicitLe).is_err());
+    }
+
+    #[test]
+    fn prefix_walk_stops_at_native_pixel_data_or_asks_for_more() {
+        let mut v = [
+            el((0x0008, 0x0060), b"CS", b"CT"),
+            el((0x0010, 0x0010), b"PN", b"DOE^J "),
+        ]
+        .concat();
+        let pixel_at = v.len();
+        v.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0, 0x00, 0x10, 0, 0]);
+        let total = v.len() + 0x1000; // the pixel value itself is never needed
+        assert_eq!(
+            check_prefix(&v, total, Encoding::ExplicitLe),
+            Ok(Walk::NativePixelDataAt(pixel_at))
+        );
+        assert_eq!(
+            check_prefix(&v[..10], total, Encoding::ExplicitLe),
+            Ok(Walk::NeedMore)
+        );
+        // pixel data not ending the data set: no stop; the walk needs what follows it
+        assert_eq!(
+            check_prefix(&v, total + 16, Encoding::ExplicitLe),
+            Ok(Walk::NeedMore)
+        );
+        // and two stray bytes after it cannot be an element
+        assert!(check_prefix(&v, total + 2, Encoding::ExplicitLe).is_err());
+        // a length running past the data set is still refused
+        assert!(check_prefix(&v, total - 2, Encoding::ExplicitLe).is_err());
     }
 
     #[test]

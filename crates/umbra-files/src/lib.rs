@@ -10,6 +10,7 @@ mod read;
 mod run;
 
 pub use read::{
-    Input, RawPixelData, ReadError, input_from_bytes, parse_bytes, read_input, read_object,
+    Input, RawPixelData, ReadError, input_from_bytes, parse_bytes, read_input, read_input_with,
+    read_object,
 };
 pub use run::{Outcome, Record, RunOptions, Summary, UsageError, collect_inputs, run};

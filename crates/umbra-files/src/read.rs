@@ -1,13 +1,13 @@
 //! Reading one input file into a data set and its transfer syntax.
 
-use crate::guard::{Encoding, check_dataset, check_meta};
+use crate::guard::{Encoding, Walk, check_dataset, check_meta, check_prefix};
 use dicom_object::file::ReadPreamble;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::entries::{
     EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
 
 /// Why an input could not be read as DICOM.
 #[derive(Debug, thiserror::Error)]
@@ -82,24 +82,169 @@ pub struct Input {
 /// The encoded Pixel Data element (header and value) as it stands in the input file: carried to
 /// the output byte for byte, never decoded.
 #[derive(Debug)]
-pub struct RawPixelData {
-    file: Vec<u8>,
-    at: usize,
+pub enum RawPixelData {
+    /// In memory, from `at` to the end of the file's bytes.
+    InMemory {
+        /// The whole file.
+        file: Vec<u8>,
+        /// Where the element starts.
+        at: usize,
+    },
+    /// Still in the input file: `len` bytes from `offset` to its end. Never read into memory;
+    /// copied file to file (by the kernel where it can).
+    InFile {
+        /// The input file.
+        path: PathBuf,
+        /// Where the element starts.
+        offset: u64,
+        /// Its length, to the end of the file.
+        len: u64,
+    },
 }
 
 impl RawPixelData {
-    /// The element's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.file[self.at..]
+    /// The element's bytes, read into memory (for checks and tests; writing uses [`Self::copy_to`]).
+    pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            RawPixelData::InMemory { file, at } => Ok(file[*at..].to_vec()),
+            RawPixelData::InFile { path, offset, len } => {
+                let mut from = std::fs::File::open(path)?;
+                from.seek(std::io::SeekFrom::Start(*offset))?;
+                let mut v = Vec::with_capacity(*len as usize);
+                from.take(*len).read_to_end(&mut v)?;
+                Ok(v)
+            }
+        }
+    }
+
+    /// Writes the element to `to`; fails if the input file no longer holds all of it.
+    pub fn copy_to(&self, mut to: &std::fs::File) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        match self {
+            RawPixelData::InMemory { file, at } => to.write_all(&file[*at..]),
+            RawPixelData::InFile { path, offset, len } => {
+                let mut from = std::fs::File::open(path)?;
+                from.seek(SeekFrom::Start(*offset))?;
+                let copied = std::io::copy(&mut from.take(*len), &mut to)?;
+                if copied != *len {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the input file changed while it was being read",
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 }
 
+/// Inputs at least this large are read header first: when their pixel data ends the file and
+/// is native (defined length), it is never read into memory.
+pub const HEADER_FIRST_FROM: u64 = 2 << 20;
+const FIRST_PREFIX: usize = 256 << 10;
+const MAX_PREFIX: usize = 64 << 20;
+
 /// Reads an input for de-identification: like [`read_object`], but when the Pixel Data
 /// element ends the file (the usual case), the data set is parsed only up to it and the pixel
-/// data is kept as the file's own bytes, neither decoded nor copied.
+/// data is carried as the file's own bytes, never decoded. Large files with native pixel data
+/// are read header first, so their pixels never enter memory.
 pub fn read_input(path: &Path) -> Result<Input, ReadError> {
-    let bytes = std::fs::read(path).map_err(|e| ReadError::Io(one_line(e)))?;
+    read_input_with(path, HEADER_FIRST_FROM, FIRST_PREFIX)
+}
+
+/// [`read_input`] with explicit thresholds (tests use them to force the header-first path).
+#[doc(hidden)]
+pub fn read_input_with(
+    path: &Path,
+    header_first_from: u64,
+    first_prefix: usize,
+) -> Result<Input, ReadError> {
+    let io = |e: std::io::Error| ReadError::Io(one_line(e));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size >= header_first_from {
+        if let Some(input) = header_first(&mut file, path, size, first_prefix) {
+            return Ok(input);
+        }
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+    file.read_to_end(&mut bytes).map_err(io)?;
     input_from_bytes(bytes)
+}
+
+/// The header-first path: reads growing prefixes until the structural check reaches a native
+/// Pixel Data element that ends the file. Any doubt (no magic, deflate, encapsulated pixels,
+/// anything odd) returns `None`, and the caller reads the whole file, which settles the case
+/// and gives the proper error.
+fn header_first(
+    file: &mut std::fs::File,
+    path: &Path,
+    size: u64,
+    first_prefix: usize,
+) -> Option<Input> {
+    let size_us = usize::try_from(size).ok()?;
+    let mut n = first_prefix.max(256).min(size_us);
+    loop {
+        let mut prefix = vec![0u8; n];
+        file.seek(std::io::SeekFrom::Start(0)).ok()?;
+        file.read_exact(&mut prefix).ok()?;
+        let magic_at = if n >= 132 && &prefix[128..132] == b"DICM" {
+            128
+        } else if prefix.starts_with(b"DICM") {
+            0
+        } else {
+            return None;
+        };
+        let after = &prefix[magic_at + 4..];
+        // A meta group cut short by the prefix looks malformed: read more before judging.
+        let walked = match check_meta(after) {
+            Ok((ts, start)) if start < after.len() => {
+                if is_deflated(&ts) {
+                    return None;
+                }
+                let total = size_us - (magic_at + 4 + start);
+                (
+                    check_prefix(&after[start..], total, Encoding::of(&ts)).ok()?,
+                    start,
+                )
+            }
+            _ => (Walk::NeedMore, 0),
+        };
+        match walked {
+            (Walk::NativePixelDataAt(off), start) => {
+                let at = magic_at + 4 + start + off;
+                let (mut object, transfer_syntax) = parse_part10(&prefix[magic_at..at]).ok()?;
+                object.put(pixel_placeholder());
+                return Some(Input {
+                    object,
+                    transfer_syntax,
+                    raw_pixel_data: Some(RawPixelData::InFile {
+                        path: path.to_path_buf(),
+                        offset: at as u64,
+                        len: size - at as u64,
+                    }),
+                });
+            }
+            (Walk::NeedMore, _) if n < size_us && n < MAX_PREFIX => {
+                n = (n * 4).min(size_us).min(MAX_PREFIX)
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Stands in for the pixel data while the engine works: the object is an image.
+fn pixel_placeholder() -> dicom_core::DataElement<InMemDicomObject> {
+    dicom_core::DataElement::new(
+        dicom_dictionary_std::tags::PIXEL_DATA,
+        dicom_core::VR::OB,
+        dicom_core::PrimitiveValue::Empty,
+    )
+}
+
+fn is_deflated(ts: &str) -> bool {
+    ts == "1.2.840.10008.1.2.1.99" || ts == "1.2.840.10008.1.2.4.95"
 }
 
 /// [`read_input`] on a file's bytes already in memory.
@@ -129,15 +274,11 @@ pub fn input_from_bytes(bytes: Vec<u8>) -> Result<Input, ReadError> {
         });
     };
     let (mut object, transfer_syntax) = parse_part10(&bytes[magic_at..at])?;
-    object.put(dicom_core::DataElement::new(
-        dicom_dictionary_std::tags::PIXEL_DATA,
-        dicom_core::VR::OB,
-        dicom_core::PrimitiveValue::Empty,
-    ));
+    object.put(pixel_placeholder());
     Ok(Input {
         object,
         transfer_syntax,
-        raw_pixel_data: Some(RawPixelData { file: bytes, at }),
+        raw_pixel_data: Some(RawPixelData::InMemory { file: bytes, at }),
     })
 }
 
@@ -159,7 +300,7 @@ const MAX_INFLATED: u64 = 4 << 30;
 fn precheck_part10(after_magic: &[u8]) -> Result<Precheck, ReadError> {
     let (ts, start) = check_meta(after_magic).map_err(|m| ReadError::Parse(m.0))?;
     let dataset = &after_magic[start..];
-    if ts == "1.2.840.10008.1.2.1.99" || ts == "1.2.840.10008.1.2.4.95" {
+    if is_deflated(&ts) {
         let mut inflated = Vec::new();
         let mut reader = flate2::read::DeflateDecoder::new(dataset).take(MAX_INFLATED + 1);
         reader

@@ -231,7 +231,7 @@ fn process_one(
             return record(input, outcome, Some(h.reason), None);
         }
     };
-    let raw_pixels = raw_pixel_data.as_ref().map(RawPixelData::as_bytes);
+    let raw_pixels = raw_pixel_data.as_ref();
     if raw_pixels.is_some() {
         // the engine saw a placeholder; the file's own pixel data element goes out instead
         done.object.remove_element(tags::PIXEL_DATA);
@@ -286,7 +286,7 @@ enum Step {
 fn write_temp(
     dest: &Path,
     obj: &FileDicomObject<InMemDicomObject>,
-    raw_pixels: Option<&[u8]>,
+    raw_pixels: Option<&RawPixelData>,
 ) -> Result<tempfile::NamedTempFile, Step> {
     let dir = dest.parent().expect("output path has a parent");
     std::fs::create_dir_all(dir).map_err(Step::Io)?;
@@ -300,11 +300,11 @@ fn write_temp(
     let mut w = std::io::BufWriter::with_capacity(256 << 10, tmp.as_file());
     obj.write_all(&mut w)
         .map_err(|e| Step::Encode(e.to_string()))?;
-    if let Some(raw) = raw_pixels {
-        w.write_all(raw).map_err(Step::Io)?;
-    }
     w.flush().map_err(Step::Io)?;
     drop(w);
+    if let Some(raw) = raw_pixels {
+        raw.copy_to(tmp.as_file()).map_err(Step::Io)?;
+    }
     Ok(tmp)
 }
 

@@ -58,7 +58,7 @@ fn fuzz_findings_stay_fixed() {
                     d.object
                         .remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
                     if d.object.write_all(&mut out).is_ok() {
-                        out.extend_from_slice(raw.as_bytes());
+                        out.extend_from_slice(&raw.to_vec().unwrap());
                         reparses(&out);
                     }
                 } else if d.object.write_all(&mut out).is_ok() {

@@ -289,7 +289,7 @@ fn pixel_data_is_carried_byte_for_byte() {
         if let Some(raw) = &input.raw_pixel_data {
             let written = std::fs::read(out.join(r.output.as_ref().unwrap())).unwrap();
             assert!(
-                written.ends_with(raw.as_bytes()),
+                written.ends_with(&raw.to_vec().unwrap()),
                 "{}: pixel bytes differ",
                 r.input.display()
             );
