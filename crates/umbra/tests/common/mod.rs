@@ -83,3 +83,33 @@ pub fn have(cmd: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// De-identifies one file's bytes with a fixed key and `extra` arguments; returns the single
+/// output's bytes (the run must succeed and write exactly one file).
+pub fn deid_one(input: &[u8], extra: &[&str]) -> Vec<u8> {
+    let tmp = tempfile::tempdir().unwrap();
+    let inp = tmp.path().join("in.dcm");
+    std::fs::write(&inp, input).unwrap();
+    let out = tmp.path().join("out");
+    let key = fixed_key(tmp.path());
+    let mut args = vec![
+        "deid",
+        inp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let o = umbra(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut files = tree(&out);
+    assert_eq!(files.len(), 1);
+    files.remove(0).1
+}
