@@ -6,12 +6,11 @@
 //! so every option is reachable from one byte. A byte selecting both Retain Longitudinal
 //! options (bits 5 and 6) is an invalid configuration and is skipped.
 //!
-//! Allocation cap: dicom-rs allocates (and zero-fills) a value's *declared* length before
-//! reading it, so a few bytes declaring a 4 GiB value cost 4 GiB (see README.md, finding 1).
-//! To keep fuzzing past that known issue, allocations above `UMBRA_FUZZ_ALLOC_CAP_MB`
-//! (default 32 MiB; inputs are at most 200 KB) fail: fallible ones (`try_reserve`) turn into
-//! a parse error, infallible ones abort and are reported as crashes. `UMBRA_FUZZ_ALLOC_CAP_MB=0`
-//! removes the cap (use with libFuzzer's `-malloc_limit_mb=` to reproduce finding 1).
+//! Allocation cap: any single allocation above `UMBRA_FUZZ_ALLOC_CAP_MB` (default 256 MiB)
+//! aborts, and libFuzzer reports it as a crash. Inputs are at most 200 KB and deflate inflates
+//! at most ~1032:1, so nothing legitimate comes near it; dicom-rs allocating a hostile declared
+//! length (finding 1) or misreading a UN sequence (finding 5) does. `UMBRA_FUZZ_ALLOC_CAP_MB=0`
+//! removes the cap.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,7 +18,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use umbra_core::{Config, Deidentifier, Key, OptionSet, ProfileOption, Pseudonymizer};
 
-static CAP: AtomicUsize = AtomicUsize::new(32 << 20);
+static CAP: AtomicUsize = AtomicUsize::new(256 << 20);
 
 struct Capped;
 
@@ -28,14 +27,20 @@ unsafe impl GlobalAlloc for Capped {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let cap = CAP.load(Ordering::Relaxed);
         if cap != 0 && layout.size() > cap {
-            return std::ptr::null_mut();
+            // A finding, not an error to recover from: no input of at most 200 KB should
+            // need this much (deflate inflates at most ~1032:1). Returning null would let
+            // fallible allocations fail quietly and hide a blow-up that production would pay.
+            std::process::abort();
         }
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let cap = CAP.load(Ordering::Relaxed);
         if cap != 0 && layout.size() > cap {
-            return std::ptr::null_mut();
+            // A finding, not an error to recover from: no input of at most 200 KB should
+            // need this much (deflate inflates at most ~1032:1). Returning null would let
+            // fallible allocations fail quietly and hide a blow-up that production would pay.
+            std::process::abort();
         }
         unsafe { System.alloc_zeroed(layout) }
     }
@@ -45,7 +50,10 @@ unsafe impl GlobalAlloc for Capped {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let cap = CAP.load(Ordering::Relaxed);
         if cap != 0 && new_size > cap {
-            return std::ptr::null_mut();
+            // A finding, not an error to recover from: no input of at most 200 KB should
+            // need this much (deflate inflates at most ~1032:1). Returning null would let
+            // fallible allocations fail quietly and hide a blow-up that production would pay.
+            std::process::abort();
         }
         unsafe { System.realloc(ptr, layout, new_size) }
     }

@@ -296,11 +296,17 @@ fn walk(
                 VR::OB | VR::OW => Kind::Fragments,
                 _ => Kind::Sequence,
             };
-            let inner = if vr == VR::UN {
-                Encoding::ImplicitLe
-            } else {
-                enc
-            };
+            if vr == VR::UN && enc != Encoding::ImplicitLe {
+                // A sequence that went through an implicit-VR hop and came back as UN. PS3.5
+                // 6.2.2 says its items are implicit VR, but dicom-rs 0.10 reads them as explicit,
+                // takes item tags for lengths and allocates gigabytes (pydicom's UN_sequence.dcm:
+                // 3.6 GB for 674 bytes). Refused here, before it is parsed.
+                return Err(err(
+                    pos - header,
+                    "sequence encoded as UN with undefined length (not readable safely)",
+                ));
+            }
+            let inner = enc;
             stack.push(Frame {
                 kind,
                 end: None,

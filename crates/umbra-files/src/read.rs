@@ -23,9 +23,23 @@ pub enum ReadError {
     Parse(String),
 }
 
-fn one_line(e: impl std::fmt::Display) -> String {
-    let s = e.to_string();
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// An error and its causes on one line: dicom-rs's top-level messages ("Could not read data set
+/// token") only say where, their sources say what.
+fn one_line(e: impl std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Reads a whole DICOM file: Part 10 with or without preamble, or a bare data set without file
@@ -293,7 +307,7 @@ pub(crate) fn parse_header_file(path: &Path) -> Result<(), ReadError> {
 }
 
 /// Largest inflated data set accepted from a deflated transfer syntax.
-const MAX_INFLATED: u64 = 4 << 30;
+const MAX_INFLATED: u64 = 1 << 30;
 
 /// The structural check of [`crate::guard`] on a Part 10 file after `DICM`: meta group, then
 /// the data set in its transfer syntax (inflated first when deflated, within a bound).
@@ -308,7 +322,7 @@ fn precheck_part10(after_magic: &[u8]) -> Result<Precheck, ReadError> {
             .map_err(|e| ReadError::Parse(format!("cannot inflate data set: {}", one_line(e))))?;
         if inflated.len() as u64 > MAX_INFLATED {
             return Err(ReadError::Parse(
-                "deflated data set inflates beyond 4 GiB".into(),
+                "deflated data set inflates beyond 1 GiB".into(),
             ));
         }
         check_dataset(&inflated, Encoding::ExplicitLe).map_err(|m| ReadError::Parse(m.0))?;

@@ -78,3 +78,16 @@ fn huge_declared_lengths_are_refused_before_allocation() {
     let err = umbra_files::parse_bytes(&data).unwrap_err();
     assert!(err.to_string().contains("length runs past"), "{err}");
 }
+
+#[test]
+fn un_sequences_of_undefined_length_are_refused_before_parsing() {
+    // pydicom's UN_sequence.dcm: dicom-rs would read its implicit-VR items as explicit VR and
+    // allocate 3.6 GB for this 674-byte file. The structural check refuses it first.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/corpus/public/pydicom/UN_sequence.dcm");
+    let err = umbra_files::read_input(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("UN with undefined length"),
+        "{err}"
+    );
+}
