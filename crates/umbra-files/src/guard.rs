@@ -80,6 +80,26 @@ fn u32_at(b: &[u8], at: usize, be: bool) -> u32 {
     }
 }
 
+/// Explicit VRs whose header has two reserved bytes and a 4-byte length (PS3.5 7.1.2).
+fn has_long_header(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::OB
+            | VR::OD
+            | VR::OF
+            | VR::OL
+            | VR::OV
+            | VR::OW
+            | VR::SQ
+            | VR::SV
+            | VR::UC
+            | VR::UN
+            | VR::UR
+            | VR::UT
+            | VR::UV
+    )
+}
+
 fn dictionary_vr(group: u16, element: u16) -> Option<VR> {
     StandardDataDictionary
         .by_tag(dicom_core::Tag(group, element))
@@ -264,22 +284,7 @@ fn walk(
             let Some(vr) = VR::from_binary([bytes[pos + 4], bytes[pos + 5]]) else {
                 return Err(err(pos, "invalid value representation"));
             };
-            let long = matches!(
-                vr,
-                VR::OB
-                    | VR::OD
-                    | VR::OF
-                    | VR::OL
-                    | VR::OV
-                    | VR::OW
-                    | VR::SQ
-                    | VR::SV
-                    | VR::UC
-                    | VR::UN
-                    | VR::UR
-                    | VR::UT
-                    | VR::UV
-            );
+            let long = has_long_header(vr);
             if long {
                 if pos + 12 > limit {
                     return Err(err(pos, "truncated element header"));
@@ -319,6 +324,21 @@ fn walk(
                     "value length runs past the end of the data",
                 ));
             };
+            // A binary value whose length is not a whole number of its units is read short by
+            // dicom-rs, which then takes value bytes for the next header (found by the fuzz
+            // target: a stray byte led to a multi-gigabyte length).
+            let unit = match vr {
+                VR::US | VR::SS | VR::OW => 2,
+                VR::UL | VR::SL | VR::FL | VR::AT | VR::OL | VR::OF => 4,
+                VR::FD | VR::SV | VR::UV | VR::OD | VR::OV => 8,
+                _ => 1,
+            };
+            if len as usize % unit != 0 {
+                return Err(err(
+                    pos - header,
+                    "value length is not a whole number of its binary units",
+                ));
+            }
             if stop_at_pixels && pixel_data_at == Some(header_at) && end == total {
                 return Ok(Walk::NativePixelDataAt(header_at));
             }
@@ -348,22 +368,37 @@ fn walk(
 
 /// Checks a file meta group (explicit VR little endian, group 0002) at the start of `bytes`
 /// (just after `DICM`). Returns the transfer syntax UID and where the data set starts.
+///
+/// It reads the group the way dicom-rs does, so both agree on where the data set starts: File
+/// Meta Information Group Length (0002,0000) first, then whole elements until that many bytes
+/// are read (found by the fuzz target: a meta group whose elements and length disagreed made
+/// the two readers start the data set at different bytes).
 pub fn check_meta(bytes: &[u8]) -> Result<(String, usize), Malformed> {
-    let mut pos = 0;
+    let bad = |what: &str| Malformed(format!("file meta group: {what}"));
+    if bytes.len() < 12
+        || u16_at(bytes, 0, false) != 0x0002
+        || u16_at(bytes, 2, false) != 0x0000
+        || u16_at(bytes, 6, false) != 4
+    {
+        return Err(bad("does not start with its group length (0002,0000)"));
+    }
+    let group_length = u32_at(bytes, 8, false) as usize;
+    let mut pos = 12;
     let mut ts = None;
-    while pos + 8 <= bytes.len() && u16_at(bytes, pos, false) == 0x0002 {
+    while pos - 12 < group_length {
+        if pos + 8 > bytes.len() {
+            return Err(bad("truncated"));
+        }
+        if u16_at(bytes, pos, false) != 0x0002 {
+            return Err(bad("holds an element of another group"));
+        }
         let element = u16_at(bytes, pos + 2, false);
         let Some(vr) = VR::from_binary([bytes[pos + 4], bytes[pos + 5]]) else {
-            return Err(Malformed(format!(
-                "invalid value representation in the meta group at byte {pos}"
-            )));
+            return Err(bad("invalid value representation"));
         };
-        let (len, header) = if matches!(
-            vr,
-            VR::OB | VR::OW | VR::UN | VR::SQ | VR::UT | VR::UC | VR::UR
-        ) {
+        let (len, header) = if has_long_header(vr) {
             if pos + 12 > bytes.len() {
-                return Err(Malformed("truncated meta group".into()));
+                return Err(bad("truncated"));
             }
             (u32_at(bytes, pos + 8, false) as usize, 12)
         } else {
@@ -371,9 +406,7 @@ pub fn check_meta(bytes: &[u8]) -> Result<(String, usize), Malformed> {
         };
         let start = pos + header;
         let Some(end) = start.checked_add(len).filter(|&e| e <= bytes.len()) else {
-            return Err(Malformed(format!(
-                "meta group value length runs past the end of the file at byte {pos}"
-            )));
+            return Err(bad("a value length runs past the end of the file"));
         };
         if element == 0x0010 {
             ts = Some(
@@ -384,7 +417,10 @@ pub fn check_meta(bytes: &[u8]) -> Result<(String, usize), Malformed> {
         }
         pos = end;
     }
-    let ts = ts.ok_or_else(|| Malformed("meta group without Transfer Syntax UID".into()))?;
+    if pos - 12 != group_length {
+        return Err(bad("its group length does not end at an element boundary"));
+    }
+    let ts = ts.ok_or_else(|| bad("no Transfer Syntax UID"))?;
     Ok((ts, pos))
 }
 
