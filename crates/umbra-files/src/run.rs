@@ -92,7 +92,8 @@ pub enum UsageError {
 
 const TMP_PREFIX: &str = ".umbra-tmp-";
 
-/// Expands the inputs (files and folders, recursively) into a sorted list of files, leaving out
+/// Expands the inputs (files and folders, recursively, following symbolic links as a user who
+/// names them expects; a link loop is an error) into a sorted list of files, leaving out
 /// anything under the output folder and Umbra's own temporary files.
 pub fn collect_inputs(inputs: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, UsageError> {
     let out_abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
@@ -111,7 +112,7 @@ pub fn collect_inputs(inputs: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, Us
             )));
         }
         for entry in walkdir::WalkDir::new(input)
-            .follow_links(false)
+            .follow_links(true)
             .sort_by_file_name()
         {
             let entry = entry.map_err(|e| {

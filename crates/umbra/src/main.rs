@@ -205,6 +205,9 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
 
     let files =
         umbra_files::collect_inputs(&args.inputs, &args.out).map_err(|e| Usage(e.to_string()))?;
+    if files.is_empty() {
+        eprintln!("umbra: warning: no files found in the inputs");
+    }
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Usage(format!(
             "cannot create output folder {}: {e}",
