@@ -65,20 +65,9 @@ fn values_by_fate(
 }
 
 fn run_corpus(out: &Path, report: &Path, key: &Path, extra: &[&str]) -> std::process::Output {
-    let corpus = corpus();
-    let mut args = vec![
-        "deid",
-        corpus.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "--quiet",
-    ];
+    let mut args = vec!["--report", report.to_str().unwrap(), "--quiet"];
     args.extend_from_slice(extra);
-    umbra(&args)
+    deid(&corpus(), out, key, &args)
 }
 
 #[test]
@@ -324,15 +313,7 @@ fn same_key_same_bytes_whatever_the_jobs_and_the_split() {
     .iter()
     .rev()
     {
-        umbra(&[
-            "deid",
-            part.to_str().unwrap(),
-            "--out",
-            split.to_str().unwrap(),
-            "--key-file",
-            key.to_str().unwrap(),
-            "--quiet",
-        ]);
+        deid(&part, &split, &key, &["--quiet"]);
     }
     assert!(t1 == tree(&split), "split runs differ from one run");
 
@@ -340,15 +321,7 @@ fn same_key_same_bytes_whatever_the_jobs_and_the_split() {
     let other_key = tmp.path().join("key2");
     std::fs::write(&other_key, format!("{}\n", "a5".repeat(32))).unwrap();
     let other = tmp.path().join("other");
-    umbra(&[
-        "deid",
-        c.to_str().unwrap(),
-        "--out",
-        other.to_str().unwrap(),
-        "--key-file",
-        other_key.to_str().unwrap(),
-        "--quiet",
-    ]);
+    deid(&c, &other, &other_key, &["--quiet"]);
     let names1: BTreeSet<_> = t1.iter().map(|(p, _)| p.clone()).collect();
     let names2: BTreeSet<_> = tree(&other).into_iter().map(|(p, _)| p).collect();
     assert_eq!(names1.len(), names2.len());
@@ -377,15 +350,7 @@ fn big_endian_and_deflated_objects_keep_their_transfer_syntax_and_pixels() {
     }
     for (i, (input, ts)) in inputs.iter().enumerate() {
         let out = tmp.path().join(format!("out{i}"));
-        let o = umbra(&[
-            "deid",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--key-file",
-            key.to_str().unwrap(),
-            "--quiet",
-        ]);
+        let o = deid(&input, &out, &key, &["--quiet"]);
         assert_eq!(o.status.code(), Some(0), "{}: {o:?}", input.display());
         let files = tree(&out);
         assert_eq!(files.len(), 1);

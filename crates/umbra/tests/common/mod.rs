@@ -92,17 +92,9 @@ pub fn deid_one(input: &[u8], extra: &[&str]) -> Vec<u8> {
     std::fs::write(&inp, input).unwrap();
     let out = tmp.path().join("out");
     let key = fixed_key(tmp.path());
-    let mut args = vec![
-        "deid",
-        inp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-        "--quiet",
-    ];
+    let mut args = vec!["--quiet"];
     args.extend_from_slice(extra);
-    let o = umbra(&args);
+    let o = deid(&inp, &out, &key, &args);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -112,4 +104,18 @@ pub fn deid_one(input: &[u8], extra: &[&str]) -> Vec<u8> {
     let mut files = tree(&out);
     assert_eq!(files.len(), 1);
     files.remove(0).1
+}
+
+/// `umbra deid INPUT --out OUT --key-file KEY EXTRA...`
+pub fn deid(input: &Path, out: &Path, key: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "deid",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    umbra(&args)
 }
