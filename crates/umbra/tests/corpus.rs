@@ -313,7 +313,7 @@ fn same_key_same_bytes_whatever_the_jobs_and_the_split() {
     .iter()
     .rev()
     {
-        deid(&part, &split, &key, &["--quiet"]);
+        deid(part, &split, &key, &["--quiet"]);
     }
     assert!(t1 == tree(&split), "split runs differ from one run");
 
@@ -350,7 +350,7 @@ fn big_endian_and_deflated_objects_keep_their_transfer_syntax_and_pixels() {
     }
     for (i, (input, ts)) in inputs.iter().enumerate() {
         let out = tmp.path().join(format!("out{i}"));
-        let o = deid(&input, &out, &key, &["--quiet"]);
+        let o = deid(input, &out, &key, &["--quiet"]);
         assert_eq!(o.status.code(), Some(0), "{}: {o:?}", input.display());
         let files = tree(&out);
         assert_eq!(files.len(), 1);
