@@ -52,18 +52,23 @@ pub fn read_object(path: &Path) -> Result<(InMemDicomObject, String), ReadError>
 
 /// [`read_object`] on bytes already in memory.
 pub fn parse_bytes(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadError> {
-    let part10 = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
-        Some(&bytes[128..])
-    } else if bytes.starts_with(b"DICM") {
-        Some(bytes)
-    } else {
-        None
-    };
-    if let Some(from) = part10 {
-        precheck_part10(&from[4..])?;
-        return parse_part10(from);
+    if let Some(at) = magic_at(bytes) {
+        precheck_part10(&bytes[at + 4..])?;
+        return parse_part10(&bytes[at..]);
     }
     read_bare_dataset(bytes)
+}
+
+/// Where the `DICM` magic of a Part 10 file is: after the 128-byte preamble, or at the very
+/// start when a writer left the preamble out.
+fn magic_at(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        Some(128)
+    } else if bytes.starts_with(b"DICM") {
+        Some(0)
+    } else {
+        None
+    }
 }
 
 /// Parses a Part 10 file from its `DICM` magic on (the structural check already passed).
@@ -203,13 +208,7 @@ fn header_first(
         let mut prefix = vec![0u8; n];
         file.seek(std::io::SeekFrom::Start(0)).ok()?;
         file.read_exact(&mut prefix).ok()?;
-        let magic_at = if n >= 132 && &prefix[128..132] == b"DICM" {
-            128
-        } else if prefix.starts_with(b"DICM") {
-            0
-        } else {
-            return None;
-        };
+        let magic_at = magic_at(&prefix)?;
         let after = &prefix[magic_at + 4..];
         // A meta group cut short by the prefix looks malformed: read more before judging.
         let walked = match check_meta(after) {
@@ -263,14 +262,7 @@ fn is_deflated(ts: &str) -> bool {
 
 /// [`read_input`] on a file's bytes already in memory.
 pub fn input_from_bytes(bytes: Vec<u8>) -> Result<Input, ReadError> {
-    let magic_at = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
-        Some(128)
-    } else if bytes.starts_with(b"DICM") {
-        Some(0)
-    } else {
-        None
-    };
-    let Some(magic_at) = magic_at else {
+    let Some(magic_at) = magic_at(&bytes) else {
         let (object, transfer_syntax) = read_bare_dataset(&bytes)?;
         return Ok(Input {
             object,
