@@ -75,7 +75,8 @@ pub enum HoldKind {
 pub struct HoldBack {
     /// Kind of refusal.
     pub kind: HoldKind,
-    /// One-line reason, safe to log (never contains values from the object).
+    /// One-line reason, safe to log: it may name a tag or a character set, never an
+    /// identifying value of the object.
     pub reason: String,
 }
 
