@@ -5,12 +5,14 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod gate;
 pub mod guard;
 mod read;
 mod run;
 
+pub use gate::{Gate, allow_for};
 pub use read::{
-    Input, RawPixelData, ReadError, input_from_bytes, parse_bytes, read_input, read_input_with,
-    read_object,
+    Input, RawPixelData, ReadError, ScanInput, input_from_bytes, parse_bytes, read_for_scan,
+    read_input, read_input_with, read_object,
 };
-pub use run::{Outcome, Record, RunOptions, Summary, UsageError, collect_inputs, run};
+pub use run::{Outcome, Record, RunOptions, Summary, UsageError, collect_inputs, list_files, run};

@@ -157,6 +157,43 @@ impl RawPixelData {
     }
 }
 
+/// An object read for verification: its data set, its file meta group, and the file's own
+/// bytes up to its pixel data (for the raw search).
+#[derive(Debug)]
+pub struct ScanInput {
+    /// The data set (Pixel Data, when it ends the file, is an empty placeholder).
+    pub object: InMemDicomObject,
+    /// The file meta group, when the file has one.
+    pub meta: Option<dicom_object::FileMetaTable>,
+    /// The file's bytes before its Pixel Data value (the whole file when the pixel data does
+    /// not end it, or when there is none).
+    pub head: Vec<u8>,
+}
+
+/// Reads a file for `umbra scan`: like [`read_input`] (structural check first; large files
+/// header first, pixel data never read), keeping the meta group and the raw header bytes.
+pub fn read_for_scan(path: &Path) -> Result<ScanInput, ReadError> {
+    let io = |e: std::io::Error| ReadError::Io(one_line(e));
+    let input = read_input(path)?;
+    let head = match &input.raw_pixel_data {
+        Some(RawPixelData::InMemory { file, at }) => file[..*at].to_vec(),
+        Some(RawPixelData::InFile { path, offset, .. }) => {
+            let mut f = std::fs::File::open(path).map_err(io)?;
+            let mut head = vec![0u8; *offset as usize];
+            f.read_exact(&mut head).map_err(io)?;
+            head
+        }
+        None => std::fs::read(path).map_err(io)?,
+    };
+    let meta =
+        magic_at(&head).and_then(|at| dicom_object::FileMetaTable::from_reader(&head[at..]).ok());
+    Ok(ScanInput {
+        object: input.object,
+        meta,
+        head,
+    })
+}
+
 /// Inputs at least this large are read header first: when their pixel data ends the file and
 /// is native (defined length), it is never read into memory.
 pub const HEADER_FIRST_FROM: u64 = 2 << 20;

@@ -1,5 +1,6 @@
 //! One de-identification run over files: inputs in, outputs written atomically, one record per input.
 
+use crate::gate::Gate;
 use crate::read::{Input, RawPixelData, ReadError, read_input};
 use dicom_core::DataElement;
 use dicom_core::value::{PrimitiveValue, Value};
@@ -49,6 +50,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Worker threads.
     pub jobs: usize,
+    /// Check every object with the independent scanner before writing it (the release gate).
+    pub verify: bool,
 }
 
 /// Records of every input, in input order.
@@ -96,15 +99,28 @@ const TMP_PREFIX: &str = ".umbra-tmp-";
 /// names them expects; a link loop is an error) into a sorted list of files, leaving out
 /// anything under the output folder and Umbra's own temporary files.
 pub fn collect_inputs(inputs: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, UsageError> {
-    let out_abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    collect(inputs, Some(out))
+}
+
+/// Expands files and folders (recursively, following symbolic links) into a sorted list of
+/// files, leaving out Umbra's own temporary files: what `umbra scan` reads.
+pub fn list_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
+    collect(inputs, None)
+}
+
+fn collect(inputs: &[PathBuf], out: Option<&Path>) -> Result<Vec<PathBuf>, UsageError> {
+    let out_canon = out.map(|out| {
+        let out_abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+        std::fs::canonicalize(&out_abs).unwrap_or(out_abs)
+    });
+    let under_out = |p: &Path| out_canon.as_ref().is_some_and(|o| p.starts_with(o));
     let mut files = Vec::new();
     for input in inputs {
         if !input.exists() {
             return Err(UsageError::MissingInput(input.clone()));
         }
         let abs = std::fs::canonicalize(input).unwrap_or_else(|_| input.clone());
-        let out_canon = std::fs::canonicalize(&out_abs).unwrap_or_else(|_| out_abs.clone());
-        if abs.starts_with(&out_canon) {
+        if let Some(out) = out.filter(|_| under_out(&abs)) {
             return Err(UsageError::Overlap(format!(
                 "input {} is inside the output folder {}",
                 input.display(),
@@ -123,7 +139,7 @@ pub fn collect_inputs(inputs: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>, Us
             }
             let p = entry.path();
             let canon = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-            if canon.starts_with(&out_canon)
+            if under_out(&canon)
                 || p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX))
             {
@@ -155,6 +171,7 @@ pub fn run(
         owners: Mutex::new(HashMap::new()),
         displaced: Mutex::new(Vec::new()),
     };
+    let gate = opts.verify.then(|| Gate::for_config(engine.config()));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build();
@@ -163,7 +180,7 @@ pub fn run(
             .par_iter()
             .enumerate()
             .map(|(i, f)| {
-                let r = process_one(i, f, files, engine, &opts.out, &claims);
+                let r = process_one(i, f, files, engine, gate.as_ref(), &opts.out, &claims);
                 progress(&r);
                 r
             })
@@ -200,6 +217,7 @@ fn process_one(
     input: &Path,
     files: &[PathBuf],
     engine: &Deidentifier,
+    gate: Option<&Gate>,
     out: &Path,
     claims: &Claims,
 ) -> Record {
@@ -221,6 +239,7 @@ fn process_one(
         raw_pixel_data,
     } = read;
     let ts = transfer_syntax.as_str();
+    let original = gate.map(|g| g.harvest(&object));
     let mut done = match engine.deidentify(object, ts) {
         Ok(d) => d,
         Err(h) => {
@@ -232,6 +251,13 @@ fn process_one(
             return record(input, outcome, Some(h.reason), None);
         }
     };
+    // Check once, before anything is written: the independent scanner, against this object's
+    // own original identifiers.
+    if let (Some(gate), Some(original)) = (gate, original.as_ref()) {
+        if let Err(reason) = gate.check(original, &done.object) {
+            return record(input, Outcome::HeldBack, Some(reason), None);
+        }
+    }
     let raw_pixels = raw_pixel_data.as_ref();
     if raw_pixels.is_some() {
         // the engine saw a placeholder; the file's own pixel data element goes out instead

@@ -8,11 +8,13 @@ use std::process::ExitCode;
 use umbra_core::{Config, Deidentifier, Key, OptionSet, ProfileOption, Pseudonymizer};
 use umbra_files::{Outcome, RunOptions};
 
+mod scan;
+
 #[derive(Parser)]
 #[command(
     name = "umbra",
     version,
-    about = "De-identify DICOM: PS3.15 Annex E, keyed pseudonyms, fail-closed"
+    about = "De-identify DICOM (PS3.15 Annex E, keyed pseudonyms, fail-closed) and verify it"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,6 +25,8 @@ struct Cli {
 enum Command {
     /// De-identify DICOM files and folders into --out.
     Deid(DeidArgs),
+    /// Find identity left in DICOM files (any tool's output): an independent check.
+    Scan(scan::ScanArgs),
     /// Write a fresh secret key to FILE (never overwrites).
     Keygen {
         /// Where to write the key (64 hex digits; keep it secret, keep it safe).
@@ -58,6 +62,10 @@ struct DeidArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Do not check each object with the independent scanner before writing it. Not
+    /// recommended: the check is what catches what the profile misses.
+    #[arg(long)]
+    no_verify: bool,
 }
 
 /// A usage problem: exit 2.
@@ -99,6 +107,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Deid(args) => deid(args),
+        Command::Scan(args) => scan::scan(args),
         Command::Keygen { file } => keygen(&file),
     };
     match result {
@@ -194,6 +203,9 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
         }
     }
     let key = load_key(args.key_file.as_deref())?;
+    if args.no_verify {
+        eprintln!("umbra: warning: --no-verify: objects are written without the independent check");
+    }
     let mut config = Config::new(options);
     if let Some(m) = args.at_risk_modalities {
         config.at_risk_modalities = m
@@ -240,6 +252,7 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
         &RunOptions {
             out: args.out.clone(),
             jobs,
+            verify: !args.no_verify,
         },
         &|_| bar.inc(1),
     );
