@@ -168,29 +168,56 @@ pub(crate) fn scan(
     walk_dataset(&mut ctx, dataset, "", 0);
     object_checks(&mut ctx, dataset);
     if let (Some(raw), Some(against)) = (raw, against) {
-        for (i, range) in against.find_raw(raw.bytes) {
-            if ctx.seen[i] {
-                continue;
-            }
-            ctx.seen[i] = true;
-            let excerpt = mask(&String::from_utf8_lossy(&raw.bytes[range.clone()]));
-            let message = format!(
-                "an identifier of the originals ({} from {}) is in the raw bytes, outside any value read",
-                against.category(i),
-                against.source(i)
-            );
-            let path = format!("raw@0x{:x}", raw.offset + range.start as u64);
-            ctx.push(
-                &path,
-                Rule::AgainstRaw,
-                Severity::Error,
-                against.category(i),
-                excerpt,
-                message,
-            );
-        }
+        raw_search(&mut ctx, against, raw);
     }
     ctx.findings
+}
+
+/// The identifiers of the originals in the raw bytes: anything in the preamble (which no
+/// reader shows), and elsewhere whatever no parsed value accounts for.
+fn raw_search(ctx: &mut Ctx<'_>, against: &Against, raw: RawRegion<'_>) {
+    let bytes = raw.bytes;
+    let preamble = if bytes.get(128..132) == Some(b"DICM") {
+        128
+    } else {
+        0
+    };
+    let hits = against
+        .find_raw(&bytes[..preamble])
+        .into_iter()
+        .map(|(i, r)| (i, r, true))
+        .chain(
+            against
+                .find_raw(&bytes[preamble..])
+                .into_iter()
+                .map(|(i, r)| (i, r.start + preamble..r.end + preamble, false)),
+        );
+    for (i, range, in_preamble) in hits {
+        if ctx.seen[i] && !in_preamble {
+            continue;
+        }
+        ctx.seen[i] = true;
+        let excerpt = mask(&String::from_utf8_lossy(&bytes[range.clone()]));
+        let place = if in_preamble {
+            "in the preamble"
+        } else {
+            "in the raw bytes, outside any value read"
+        };
+        let message = format!(
+            "an identifier of the originals ({} from {}) is {place}",
+            against.category(i),
+            against.source(i)
+        );
+        let path = format!("raw@0x{:x}", raw.offset + range.start as u64);
+        ctx.push(
+            &path,
+            Rule::AgainstRaw,
+            Severity::Error,
+            against.category(i),
+            excerpt,
+            message,
+        );
+    }
 }
 
 /// Checks on the object as a whole: flags and de-identification markers.
