@@ -75,7 +75,8 @@ fn charsets(obj: &InMemDicomObject) -> Vec<String> {
     obj.get(Tag(0x0008, 0x0005))
         .and_then(|e| e.value().to_multi_str().ok().map(|v| v.to_vec()))
         .unwrap_or_default()
-        .into_iter()
+        .iter()
+        .flat_map(|s| s.split('\\'))
         .map(|s| s.trim_matches([' ', '\0']).to_owned())
         .collect()
 }
