@@ -201,7 +201,8 @@ pub struct Finding {
     /// The value, masked: enough to find it again, not enough to read it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub excerpt: String,
-    /// One line saying what this is.
+    /// One line saying what this is: it names attributes, rules and categories, never a value
+    /// of the object (the release gate uses it as a hold-back reason, which is logged).
     pub message: String,
 }
 
