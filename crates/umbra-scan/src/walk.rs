@@ -791,7 +791,7 @@ fn against_text(
 }
 
 fn accepted_uid(ctx: &Ctx<'_>, v: &str) -> bool {
-    v.starts_with("2.25.")
+    shape::is_generated_uid(v)
         || v.starts_with("1.2.840.10008.")
         || ctx.policy.uid_roots.iter().any(|r| {
             v == r
