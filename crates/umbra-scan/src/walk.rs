@@ -378,29 +378,40 @@ fn private_blocks(
     } else {
         Severity::Error
     };
+    let creators: std::collections::HashSet<Tag> = tags
+        .iter()
+        .copied()
+        .filter(|t| (0x0010..=0x00FF).contains(&t.element()))
+        .collect();
+    let mut per_block: std::collections::HashMap<Tag, usize> = std::collections::HashMap::new();
     let mut orphans = BTreeSet::new();
     for t in &tags {
         let (g, e) = (t.group(), t.element());
-        if (0x0010..=0x00FF).contains(&e) {
-            let creator = creator_of(*t).unwrap_or_default();
-            let creator = creator.trim_matches([' ', '\0']);
-            let n = tags
-                .iter()
-                .filter(|o| o.group() == g && o.element() >> 8 == e)
-                .count();
-            ctx.push(
-                &format!("{prefix}{}", tag_path(*t)),
-                Rule::PrivateAttribute,
-                severity,
-                "",
-                creator.to_owned(),
-                // the creator goes in the excerpt only: messages end up in deid's hold-back
-                // reasons, which never carry a value of the object
-                format!("a private block (creator in the excerpt) with {n} attributes"),
-            );
-        } else if (e >= 0x1000 && !tags.contains(&Tag(g, e >> 8))) || (e > 0 && e < 0x0010) {
+        if e >= 0x0100 {
+            let block = Tag(g, e >> 8);
+            if creators.contains(&block) {
+                *per_block.entry(block).or_default() += 1;
+            } else {
+                orphans.insert(g);
+            }
+        } else if e > 0 && e < 0x0010 {
             orphans.insert(g);
         }
+    }
+    for t in tags.iter().filter(|t| creators.contains(t)) {
+        let creator = creator_of(*t).unwrap_or_default();
+        let creator = creator.trim_matches([' ', '\0']);
+        let n = per_block.get(t).copied().unwrap_or(0);
+        ctx.push(
+            &format!("{prefix}{}", tag_path(*t)),
+            Rule::PrivateAttribute,
+            severity,
+            "",
+            creator.to_owned(),
+            // the creator goes in the excerpt only: messages end up in deid's hold-back
+            // reasons, which never carry a value of the object
+            format!("a private block (creator in the excerpt) with {n} attributes"),
+        );
     }
     for g in orphans {
         ctx.push(
