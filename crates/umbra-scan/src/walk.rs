@@ -96,6 +96,40 @@ fn tag_path(tag: Tag) -> String {
     format!("({:04X},{:04X})", tag.group(), tag.element())
 }
 
+/// An attribute's keyword for messages, looked up only when a message is written.
+#[derive(Clone, Copy)]
+struct AttrName(Tag);
+
+impl std::fmt::Display for AttrName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(keyword(self.0).unwrap_or(if self.0.group() % 2 == 1 {
+            "private attribute"
+        } else {
+            "unknown attribute"
+        }))
+    }
+}
+
+/// Where an element is: its parent's path and its tag. Rendered only when a finding needs it
+/// (most elements have none, and formatting every path was a measurable share of the gate).
+#[derive(Clone, Copy)]
+struct Loc<'a> {
+    prefix: &'a str,
+    tag: Tag,
+}
+
+impl std::fmt::Display for Loc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}({:04X},{:04X})",
+            self.prefix,
+            self.tag.group(),
+            self.tag.element()
+        )
+    }
+}
+
 fn get_str(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
     obj.get(tag)
         .and_then(|e| e.value().to_str().ok().map(|s| s.into_owned()))
@@ -110,12 +144,14 @@ struct Ctx<'s> {
     seen: Vec<bool>,
     jp: bool,
     dates_modified: bool,
+    /// A raw search follows the walk: every parsed value must be seen first.
+    raw_follows: bool,
 }
 
 impl Ctx<'_> {
     fn push(
         &mut self,
-        path: &str,
+        path: impl std::fmt::Display,
         rule: Rule,
         severity: Severity,
         category: &'static str,
@@ -123,7 +159,7 @@ impl Ctx<'_> {
         message: String,
     ) {
         self.findings.push(Finding {
-            path: path.to_owned(),
+            path: path.to_string(),
             rule,
             severity,
             category,
@@ -146,6 +182,7 @@ pub(crate) fn scan(
         against,
         findings: Vec::new(),
         seen: vec![false; against.map_or(0, |a| a.len())],
+        raw_follows: raw.is_some() && against.is_some(),
         jp: is_iso2022_jp(dataset),
         dates_modified: get_str(dataset, Tag(0x0028, 0x0303)).is_some_and(|v| v == "MODIFIED"),
     };
@@ -320,11 +357,11 @@ fn walk_dataset(ctx: &mut Ctx<'_>, obj: &InMemDicomObject, prefix: &str, depth: 
             continue; // group lengths
         }
         groups_of_note(ctx, tag, prefix, &mut overlay_groups);
-        let path = format!("{prefix}{}", tag_path(tag));
         match e.value() {
             Value::Sequence(seq) => {
+                let loc = Loc { prefix, tag };
                 for (i, item) in seq.items().iter().enumerate() {
-                    walk_dataset(ctx, item, &format!("{path}[{i}]."), depth + 1);
+                    walk_dataset(ctx, item, &format!("{loc}[{i}]."), depth + 1);
                 }
             }
             Value::Primitive(p) => primitive(ctx, prefix, tag, e.vr(), p),
@@ -439,26 +476,32 @@ fn primitive(ctx: &mut Ctx<'_>, prefix: &str, tag: Tag, vr: VR, value: &Primitiv
     if tag.element() == 0 {
         return;
     }
-    let path = format!("{prefix}{}", tag_path(tag));
+    let path = Loc { prefix, tag };
     if is_text_vr(vr) {
-        let values: Vec<String> = value
-            .to_multi_str()
-            .iter()
-            .map(|s| real_text(s, ctx.jp).into_owned())
-            .collect();
-        text_values(ctx, &path, tag, vr, &values);
+        // Codes, numbers and times carry nothing a check looks at, unless the attribute is
+        // identity-bearing or the raw search needs to know what parsed values hold.
+        if matches!(vr, VR::CS | VR::DS | VR::IS | VR::TM)
+            && !ctx.raw_follows
+            && identity_kind(tag).is_none()
+        {
+            return;
+        }
+        let strs = value.to_multi_str();
+        let values: Vec<std::borrow::Cow<'_, str>> =
+            strs.iter().map(|s| real_text(s, ctx.jp)).collect();
+        text_values(ctx, path, tag, vr, &values);
         return;
     }
     if is_sample_data(tag) {
         return;
     }
     let bytes = value.to_bytes();
-    binary(ctx, &path, tag, vr, &bytes, 0);
+    binary(ctx, path, tag, vr, &bytes, 0);
 }
 
 /// Binary values: encapsulated documents, UN values (read as implicit VR where they parse),
 /// other byte values searched as opaque data.
-fn binary(ctx: &mut Ctx<'_>, path: &str, tag: Tag, vr: VR, bytes: &[u8], depth: usize) {
+fn binary(ctx: &mut Ctx<'_>, path: Loc<'_>, tag: Tag, vr: VR, bytes: &[u8], depth: usize) {
     if bytes.is_empty() {
         return;
     }
@@ -501,7 +544,7 @@ fn binary(ctx: &mut Ctx<'_>, path: &str, tag: Tag, vr: VR, bytes: &[u8], depth: 
 
 /// Bytes nobody can read as elements: the identifiers of the originals are sought in them,
 /// and printable runs go through the text detectors (as warnings: context is unknown).
-fn opaque(ctx: &mut Ctx<'_>, path: &str, vr: VR, bytes: &[u8]) {
+fn opaque(ctx: &mut Ctx<'_>, path: Loc<'_>, vr: VR, bytes: &[u8]) {
     if let Some(against) = ctx.against {
         for (i, range) in against.find_raw(bytes) {
             ctx.seen[i] = true;
@@ -575,7 +618,7 @@ fn un_elements(ctx: &mut Ctx<'_>, prefix: &str, elements: &[un::Element<'_>], de
         prefix,
     );
     for e in elements {
-        let path = format!("{prefix}{}", tag_path(e.tag));
+        let path = Loc { prefix, tag: e.tag };
         match &e.value {
             un::Value::Items(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -584,7 +627,7 @@ fn un_elements(ctx: &mut Ctx<'_>, prefix: &str, elements: &[un::Element<'_>], de
             }
             un::Value::Bytes(b) => {
                 if !is_sample_data(e.tag) {
-                    binary(ctx, &path, e.tag, VR::UN, b, depth);
+                    binary(ctx, path, e.tag, VR::UN, b, depth);
                 }
             }
         }
@@ -638,16 +681,12 @@ fn describe(rule: Rule) -> &'static str {
 }
 
 /// The checks on the values of one text element.
-fn text_values(ctx: &mut Ctx<'_>, path: &str, tag: Tag, vr: VR, values: &[String]) {
-    let name = keyword(tag).unwrap_or(if tag.group() % 2 == 1 {
-        "private attribute"
-    } else {
-        "unknown attribute"
-    });
+fn text_values<S: AsRef<str>>(ctx: &mut Ctx<'_>, path: Loc<'_>, tag: Tag, vr: VR, values: &[S]) {
+    let name = AttrName(tag);
     let allow = &ctx.policy.allow;
     let values: Vec<&str> = values
         .iter()
-        .map(|v| v.trim_matches([' ', '\0']))
+        .map(|v| v.as_ref().trim_matches([' ', '\0']))
         .filter(|v| !v.is_empty())
         .collect();
     if values.is_empty() {
@@ -751,10 +790,10 @@ fn text_values(ctx: &mut Ctx<'_>, path: &str, tag: Tag, vr: VR, values: &[String
 fn against_text(
     ctx: &mut Ctx<'_>,
     against: &Against,
-    path: &str,
+    path: Loc<'_>,
     tag: Tag,
     vr: VR,
-    name: &str,
+    name: AttrName,
     values: &[&str],
 ) {
     // Codes and numbers are vocabulary; retained UIDs were accepted with retain-uids.
