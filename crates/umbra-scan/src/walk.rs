@@ -389,7 +389,7 @@ fn groups_of_note(ctx: &mut Ctx<'_>, tag: Tag, prefix: &str, seen: &mut BTreeSet
     };
     if seen.insert(g) {
         ctx.push(
-            &format!("{prefix}({g:04X},xxxx)"),
+            format!("{prefix}({g:04X},xxxx)"),
             rule,
             severity,
             "",
@@ -440,7 +440,7 @@ fn private_blocks(
         let creator = creator.trim_matches([' ', '\0']);
         let n = per_block.get(t).copied().unwrap_or(0);
         ctx.push(
-            &format!("{prefix}{}", tag_path(*t)),
+            format!("{prefix}{}", tag_path(*t)),
             Rule::PrivateAttribute,
             severity,
             "",
@@ -452,7 +452,7 @@ fn private_blocks(
     }
     for g in orphans {
         ctx.push(
-            &format!("{prefix}({g:04X},xxxx)"),
+            format!("{prefix}({g:04X},xxxx)"),
             Rule::PrivateAttribute,
             severity,
             "",
