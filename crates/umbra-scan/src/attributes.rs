@@ -8,7 +8,6 @@
 use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_dictionary_std::StandardDataDictionary;
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// What kind of identifier an attribute carries. Its name is the `category` of findings.
@@ -124,16 +123,23 @@ pub const IDENTITY_ATTRIBUTES: &[(&str, Kind)] = &[
     ("Occupation", Kind::Personal),
 ];
 
-static BY_TAG: LazyLock<HashMap<Tag, Kind>> = LazyLock::new(|| {
-    IDENTITY_ATTRIBUTES
+/// Sorted by tag: a binary search per element is cheaper than hashing.
+static BY_TAG: LazyLock<Vec<(Tag, Kind)>> = LazyLock::new(|| {
+    let mut v: Vec<(Tag, Kind)> = IDENTITY_ATTRIBUTES
         .iter()
         .filter_map(|(kw, kind)| Some((StandardDataDictionary.by_name(kw)?.tag(), *kind)))
-        .collect()
+        .collect();
+    v.sort_by_key(|(t, _)| *t);
+    v.dedup_by_key(|(t, _)| *t);
+    v
 });
 
 /// The kind of identifier `tag` carries, if it is identity-bearing (PN values aside).
 pub fn identity_kind(tag: Tag) -> Option<Kind> {
-    BY_TAG.get(&tag).copied()
+    BY_TAG
+        .binary_search_by_key(&tag, |(t, _)| *t)
+        .ok()
+        .map(|i| BY_TAG[i].1)
 }
 
 /// The keyword of a standard attribute, for messages.
