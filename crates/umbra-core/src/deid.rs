@@ -148,6 +148,13 @@ impl Deidentifier {
         &self.config
     }
 
+    /// The fail-closed checks alone (what [`Self::deidentify`] refuses before transforming):
+    /// lets a caller skip its own work on objects that will not be released.
+    pub fn admit(&self, obj: &InMemDicomObject) -> Result<(), HoldBack> {
+        let sop_class = string_of(obj, tags::SOP_CLASS_UID).unwrap_or_default();
+        self.gate(obj, &sop_class)
+    }
+
     /// De-identifies one data set. `transfer_syntax` is the one it was read in and is written in.
     pub fn deidentify(
         &self,

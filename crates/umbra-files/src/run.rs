@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use umbra_core::{Deidentifier, HoldKind};
+use umbra_core::{Deidentifier, HoldBack, HoldKind};
 
 /// What happened to one input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -239,17 +239,26 @@ fn process_one(
         raw_pixel_data,
     } = read;
     let ts = transfer_syntax.as_str();
-    let original = gate.map(|g| g.harvest(&object));
+    let refused = |h: HoldBack| {
+        let outcome = match h.kind {
+            HoldKind::Skipped => Outcome::Skipped,
+            HoldKind::HeldBack => Outcome::HeldBack,
+            HoldKind::Failed => Outcome::Failed,
+        };
+        record(input, outcome, Some(h.reason), None)
+    };
+    // The release gate needs the original's identifiers, collected before the engine consumes
+    // the object; not for objects the engine refuses anyway.
+    let original = match gate {
+        Some(g) => match engine.admit(&object) {
+            Ok(()) => Some(g.harvest(&object)),
+            Err(h) => return refused(h),
+        },
+        None => None,
+    };
     let mut done = match engine.deidentify(object, ts) {
         Ok(d) => d,
-        Err(h) => {
-            let outcome = match h.kind {
-                HoldKind::Skipped => Outcome::Skipped,
-                HoldKind::HeldBack => Outcome::HeldBack,
-                HoldKind::Failed => Outcome::Failed,
-            };
-            return record(input, outcome, Some(h.reason), None);
-        }
+        Err(h) => return refused(h),
     };
     // Check once, before anything is written: the independent scanner, against this object's
     // own original identifiers.

@@ -191,6 +191,20 @@ mod tests {
     }
 
     #[test]
+    fn no_identity_attribute_is_a_code_or_number_and_the_only_time_is_birth_time() {
+        // the walk skips CS, DS, IS and TM values (but Patient's Birth Time) on this promise
+        use dicom_core::VR;
+        use dicom_core::dictionary::VirtualVr;
+        for (kw, _) in IDENTITY_ATTRIBUTES {
+            let e = StandardDataDictionary.by_name(kw).unwrap();
+            if let VirtualVr::Exact(vr) = e.vr() {
+                assert!(!matches!(vr, VR::CS | VR::DS | VR::IS), "{kw}");
+                assert!(vr != VR::TM || *kw == "PatientBirthTime", "{kw}");
+            }
+        }
+    }
+
+    #[test]
     fn lookups() {
         assert_eq!(identity_kind(Tag(0x0010, 0x0020)), Some(Kind::Id));
         assert_eq!(identity_kind(Tag(0x0008, 0x0080)), Some(Kind::Institution));

@@ -480,10 +480,13 @@ fn primitive(ctx: &mut Ctx<'_>, prefix: &str, tag: Tag, vr: VR, value: &Primitiv
     if is_text_vr(vr) {
         // Codes, numbers and times carry nothing a check looks at, unless the attribute is
         // identity-bearing or the raw search needs to know what parsed values hold.
-        if matches!(vr, VR::CS | VR::DS | VR::IS | VR::TM)
-            && !ctx.raw_follows
-            && identity_kind(tag).is_none()
-        {
+        // (No identity-bearing attribute is CS, DS or IS; the one TM is Patient's Birth Time.)
+        let skip = match vr {
+            VR::CS | VR::DS | VR::IS => true,
+            VR::TM => tag != Tag(0x0010, 0x0032),
+            _ => false,
+        };
+        if skip && !ctx.raw_follows {
             return;
         }
         let strs = value.to_multi_str();
