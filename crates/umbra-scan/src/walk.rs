@@ -490,9 +490,13 @@ fn primitive(ctx: &mut Ctx<'_>, prefix: &str, tag: Tag, vr: VR, value: &Primitiv
             return;
         }
         let strs = value.to_multi_str();
-        let values: Vec<std::borrow::Cow<'_, str>> =
-            strs.iter().map(|s| real_text(s, ctx.jp)).collect();
-        text_values(ctx, path, tag, vr, &values);
+        if ctx.jp {
+            let values: Vec<std::borrow::Cow<'_, str>> =
+                strs.iter().map(|s| real_text(s, true)).collect();
+            text_values(ctx, path, tag, vr, &values);
+        } else {
+            text_values(ctx, path, tag, vr, &strs);
+        }
         return;
     }
     if is_sample_data(tag) {
@@ -687,12 +691,21 @@ fn describe(rule: Rule) -> &'static str {
 fn text_values<S: AsRef<str>>(ctx: &mut Ctx<'_>, path: Loc<'_>, tag: Tag, vr: VR, values: &[S]) {
     let name = AttrName(tag);
     let allow = &ctx.policy.allow;
-    let values: Vec<&str> = values
-        .iter()
-        .map(|v| v.as_ref().trim_matches([' ', '\0']))
-        .filter(|v| !v.is_empty())
-        .collect();
-    if values.is_empty() {
+    fn trim<S: AsRef<str>>(v: &S) -> &str {
+        v.as_ref().trim_matches([' ', '\0'])
+    }
+    // most elements hold one value: no allocation for them
+    let one: [&str; 1];
+    let many: Vec<&str>;
+    let values: &[&str] = if let [v] = values {
+        one = [trim(v)];
+        &one
+    } else {
+        many = values.iter().map(trim).collect();
+        &many
+    };
+    // (empty values of a multi-valued attribute stay in the list: every check passes them)
+    if values.iter().all(|v| v.is_empty()) {
         return;
     }
     let mut flagged = false;
@@ -728,8 +741,8 @@ fn text_values<S: AsRef<str>>(ctx: &mut Ctx<'_>, path: Loc<'_>, tag: Tag, vr: VR
     }
     match vr {
         VR::UI if !allow.uids && !is_class_uid(tag) => {
-            for v in &values {
-                if !accepted_uid(ctx, v) {
+            for v in values {
+                if !v.is_empty() && !accepted_uid(ctx, v) {
                     ctx.push(
                         path,
                         Rule::UidRoot,
@@ -771,7 +784,7 @@ fn text_values<S: AsRef<str>>(ctx: &mut Ctx<'_>, path: Loc<'_>, tag: Tag, vr: VR
         _ => {}
     }
     if is_free_text_vr(vr) && !flagged {
-        for v in &values {
+        for v in values {
             for h in text::find(v) {
                 ctx.push(
                     path,
@@ -785,7 +798,7 @@ fn text_values<S: AsRef<str>>(ctx: &mut Ctx<'_>, path: Loc<'_>, tag: Tag, vr: VR
         }
     }
     if let Some(against) = ctx.against {
-        against_text(ctx, against, path, tag, vr, name, &values);
+        against_text(ctx, against, path, tag, vr, name, values);
     }
 }
 
