@@ -447,7 +447,10 @@ fn private_blocks(
             creator.to_owned(),
             // the creator goes in the excerpt only: messages end up in deid's hold-back
             // reasons, which never carry a value of the object
-            format!("a private block (creator in the excerpt) with {n} attributes"),
+            format!(
+                "a private block (creator in the excerpt) with {n} attribute{}",
+                if n == 1 { "" } else { "s" }
+            ),
         );
     }
     for g in orphans {
