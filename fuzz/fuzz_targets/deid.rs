@@ -1,4 +1,4 @@
-//! read → de-identify → write → read again, on arbitrary bytes.
+//! read → scan → de-identify → gate → write → read again, on arbitrary bytes.
 //!
 //! Input layout: byte 0 selects the profile options, bytes 1.. are the file.
 //! Bits 0–7 of byte 0 select `ProfileOption::ALL[0..8]`; `ALL[8]` (Clean Structured Content)
@@ -127,14 +127,21 @@ fuzz_target!(init: {
     let Ok(input) = in_memory else {
         return;
     };
-    let engine = Deidentifier::new(
-        Config::new(opts),
-        Pseudonymizer::new(&Key::from_bytes([7u8; 32])),
-    );
+    let config = Config::new(opts);
+    // The scanner on the hostile input itself, as `umbra scan` runs it (UN values re-read, raw
+    // bytes searched), with the identifiers harvested from it: findings, never a panic.
+    let gate = umbra_files::Gate::for_config(&config);
+    let against = gate.harvest(&input.object);
+    let scanner = umbra_scan::Scanner::new(umbra_scan::Policy::default(), None);
+    let raw = umbra_scan::RawRegion { bytes: file, offset: 0 };
+    let _ = scanner.scan_against(&against, &input.object, None, Some(raw));
+    let engine = Deidentifier::new(config, Pseudonymizer::new(&Key::from_bytes([7u8; 32])));
     let ts = input.transfer_syntax.clone();
     let Ok(mut d) = engine.deidentify(input.object, &ts) else {
         return;
     };
+    // the release gate on the engine's output
+    let _ = gate.check(&against, &d.object);
     let mut out = Vec::new();
     if let Some(raw) = &input.raw_pixel_data {
         d.object.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);

@@ -1,5 +1,5 @@
 //! Inputs the fuzz target (`fuzz/`) found crashing or producing unreadable output, replayed
-//! through the same steps: parse → de-identify → write → parse again. Byte 0 selects options
+//! through the same steps: parse → scan → de-identify → gate → write → parse again. Byte 0 selects options
 //! exactly as in `fuzz/fuzz_targets/deid.rs`.
 
 use umbra_core::{Config, Deidentifier, Key, OptionSet, ProfileOption, Pseudonymizer};
@@ -52,7 +52,19 @@ fn fuzz_findings_stay_fixed() {
         }
         // the path `umbra deid` takes: header parsed, pixel data carried raw when it ends the file
         if let Ok(input) = umbra_files::input_from_bytes(file.to_vec()) {
-            if let Ok(mut d) = engine().deidentify(input.object, &input.transfer_syntax) {
+            // the scanner on the input itself (as `umbra scan` runs it) and the release gate
+            let gate = umbra_files::Gate::for_config(&Config::new(opts));
+            let against = gate.harvest(&input.object);
+            let raw = umbra_scan::RawRegion {
+                bytes: file,
+                offset: 0,
+            };
+            umbra_scan::Scanner::default().scan_against(&against, &input.object, None, Some(raw));
+            let deidentified = engine().deidentify(input.object, &input.transfer_syntax);
+            if let Ok(d) = &deidentified {
+                let _ = gate.check(&against, &d.object);
+            }
+            if let Ok(mut d) = deidentified {
                 let mut out = Vec::new();
                 if let Some(raw) = &input.raw_pixel_data {
                     d.object

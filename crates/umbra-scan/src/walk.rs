@@ -871,7 +871,9 @@ fn accepted_uid(ctx: &Ctx<'_>, v: &str) -> bool {
 
 /// Years of an Age String (`065Y`); months, weeks and days are under a year.
 fn age_years(v: &str) -> Option<u32> {
-    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    // the unit is the last character, whatever its width (hostile values are not ASCII)
+    let last = v.chars().last()?;
+    let (n, unit) = v.split_at(v.len() - last.len_utf8());
     let n: u32 = n.parse().ok()?;
     match unit {
         "Y" => Some(n),
