@@ -114,7 +114,8 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode, Usage> {
         let objects: Vec<Option<dicom_object::InMemDicomObject>> = pool.install(|| {
             originals
                 .par_iter()
-                .map(|f| umbra_files::read_object(f).ok().map(|(o, _)| o))
+                // header first: the pixel data of an original holds no identifier to harvest
+                .map(|f| umbra_files::read_input(f).ok().map(|i| i.object))
                 .collect()
         });
         let unread = objects.iter().filter(|o| o.is_none()).count();
