@@ -52,16 +52,6 @@ impl Severity {
             Severity::Error => "error",
         }
     }
-
-    /// Parses `info`, `warn` or `error`.
-    pub fn from_name(s: &str) -> Option<Self> {
-        match s {
-            "info" => Some(Severity::Info),
-            "warn" => Some(Severity::Warn),
-            "error" => Some(Severity::Error),
-            _ => None,
-        }
-    }
 }
 
 /// What a finding is about. Names (kebab-case) are stable: reports and tests use them.
