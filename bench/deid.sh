@@ -54,21 +54,11 @@ fi
 
 # --- 2. corpus --------------------------------------------------------------
 # One series of K slices per study, S studies per patient, P patients.
-if [ "$N" -ge 200 ]; then S=2; K=100; else S=1; K=$N; fi
-P=$(( (N + S*K - 1) / (S*K) ))
-COUNT=$(( P * S * K ))
-CT=$W/ct
-STAMP="patients=$P studies=$S slices=$K seed=$SEED gen=$(sha256sum bench/gen_ct_corpus.py | cut -c1-16)"
-have=$(find "$CT" -type f -name '*.dcm' 2>/dev/null | wc -l || true)
-if [ "$have" = "$COUNT" ] && [ "$(cat "$W/ct.stamp" 2>/dev/null)" = "$STAMP" ]; then
-  log "corpus: reusing $CT ($COUNT files)"
-else
-  log "corpus: generating $COUNT slices into $CT ($STAMP)"
-  rm -rf "$CT" "$W/ct.stamp"
-  python3 bench/gen_ct_corpus.py --out "$CT" --patients "$P" \
-    --studies-per-patient "$S" --slices "$K" --seed "$SEED"
-  echo "$STAMP" > "$W/ct.stamp"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ensure_ct_corpus "$N" "$SEED"
+COUNT=$CT_COUNT
+STAMP=$CT_STAMP
 BYTES=$(find "$CT" -type f -name '*.dcm' -printf '%s\n' | awk '{s+=$1} END {print s}')
 
 # --- 3. keys ----------------------------------------------------------------

@@ -48,21 +48,10 @@ fi
 
 # --- 2. corpora -------------------------------------------------------------
 # ct: exactly as bench/deid.sh makes it (same folder and stamp, so the two scripts share it).
-if [ "$N" -ge 200 ]; then S=2; K=100; else S=1; K=$N; fi
-P=$(( (N + S*K - 1) / (S*K) ))
-CT_COUNT=$(( P * S * K ))
-CT=$W/ct
-STAMP="patients=$P studies=$S slices=$K seed=$SEED gen=$(sha256sum bench/gen_ct_corpus.py | cut -c1-16)"
-have=$(find "$CT" -type f -name '*.dcm' 2>/dev/null | wc -l || true)
-if [ "$have" = "$CT_COUNT" ] && [ "$(cat "$W/ct.stamp" 2>/dev/null)" = "$STAMP" ]; then
-  log "ct corpus: reusing $CT ($CT_COUNT files)"
-else
-  log "ct corpus: generating $CT_COUNT slices into $CT ($STAMP)"
-  rm -rf "$CT" "$W/ct.stamp"
-  python3 bench/gen_ct_corpus.py --out "$CT" --patients "$P" \
-    --studies-per-patient "$S" --slices "$K" --seed "$SEED"
-  echo "$STAMP" > "$W/ct.stamp"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ensure_ct_corpus "$N" "$SEED"
+STAMP=$CT_STAMP
 
 # hdr: every file of the public corpus's MANIFEST.tsv of at most 64 KiB except the one text
 # file, copied byte for byte into COPIES folders c01/, c02/, ... .  The copies are
