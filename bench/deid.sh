@@ -59,18 +59,11 @@ fi
 ensure_ct_corpus "$N" "$SEED"
 COUNT=$CT_COUNT
 STAMP=$CT_STAMP
-BYTES=$(find "$CT" -type f -name '*.dcm' -printf '%s\n' | awk '{s+=$1} END {print s}')
+BYTES=$(bytes_of "$CT")
 
 # --- 3. keys ----------------------------------------------------------------
-[ -f "$W/key" ] || "$UMBRA" keygen "$W/key" >&2
-# gdcmanon's Basic Profile mode (-e) will not run without an X.509
-# certificate: it encrypts the original values into the Encrypted Attributes
-# Sequence (0400,0500), PS3.15 E.1.1, so that they can be re-identified with
-# the private key.  A throwaway self-signed RSA-2048 certificate is enough.
-if [ ! -f "$W/gdcm-cert.pem" ]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=umbra-bench" \
-    -keyout "$W/gdcm-key.pem" -out "$W/gdcm-cert.pem" 2>/dev/null
-fi
+ensure_key
+ensure_gdcm_cert
 
 # --- 4. commands ------------------------------------------------------------
 # gdcmanon choice: `gdcmanon -e -c CERT -r --continue -i DIR -o OUT`.

@@ -78,10 +78,9 @@ else
   echo "$HDR_STAMP" > "$W/hdr.stamp"
 fi
 
-bytes() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {print s}'; }
 
 # --- 3. key -----------------------------------------------------------------
-[ -f "$W/key" ] || "$UMBRA" keygen "$W/key" >&2
+ensure_key
 
 # --- 4. timings, one hyperfine session per corpus -------------------------------
 # Each run starts with its output folder removed and `sync`ed.  umbra exits 1 when it
@@ -134,7 +133,7 @@ done
 
 # --- 6. table ---------------------------------------------------------------
 CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
-python3 - "$W" "$CT_COUNT" "$(bytes "$CT")" "$HDR_COUNT" "$(bytes "$HDR")" > "$W/gate-results.md" <<EOF
+python3 - "$W" "$CT_COUNT" "$(bytes_of "$CT")" "$HDR_COUNT" "$(bytes_of "$HDR")" > "$W/gate-results.md" <<EOF
 import json, math, sys
 w = sys.argv[1]
 sizes = {"ct": (int(sys.argv[2]), int(sys.argv[3])), "hdr": (int(sys.argv[4]), int(sys.argv[5]))}

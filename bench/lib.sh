@@ -22,3 +22,20 @@ ensure_ct_corpus() {
   fi
   CT_STAMP=$stamp
 }
+
+# bytes_of DIR: total size of the files under DIR.
+bytes_of() { find "$1" -type f -printf '%s\n' | awk '{s+=$1} END {print s}'; }
+
+# ensure_key: the benchmark's own Umbra key, $W/key (made once with umbra keygen; needs $UMBRA).
+ensure_key() { [ -f "$W/key" ] || "$UMBRA" keygen "$W/key" >&2; }
+
+# ensure_gdcm_cert: gdcmanon's Basic Profile mode (-e) will not run without an X.509
+# certificate: it encrypts the original values into the Encrypted Attributes Sequence
+# (0400,0500), PS3.15 E.1.1, so that they can be re-identified with the private key. A throwaway
+# self-signed RSA-2048 certificate, $W/gdcm-cert.pem, is enough.
+ensure_gdcm_cert() {
+  if [ ! -f "$W/gdcm-cert.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=umbra-bench" \
+      -keyout "$W/gdcm-key.pem" -out "$W/gdcm-cert.pem" 2>/dev/null
+  fi
+}

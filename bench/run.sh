@@ -110,14 +110,9 @@ BROKEN[rsna-anonymizer]="not headless for folders: its -c headless mode only run
 . bench/lib.sh
 ensure_ct_corpus "$N" "$SEED"
 COUNT=$CT_COUNT
-BYTES=$(find "$CT" -type f -name '*.dcm' -printf '%s\n' | awk '{s+=$1} END {print s}')
-[ -f "$W/key" ] || "$UMBRA" keygen "$W/key" >&2
-# gdcmanon -e refuses to run without a certificate (it stores the originals encrypted, PS3.15
-# E.1.1); a throwaway self-signed one, as in deid.sh.
-if [ ! -f "$W/gdcm-cert.pem" ]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=umbra-bench" \
-    -keyout "$W/gdcm-key.pem" -out "$W/gdcm-cert.pem" 2>/dev/null
-fi
+BYTES=$(bytes_of "$CT")
+ensure_key
+ensure_gdcm_cert
 
 # --- 4. commands --------------------------------------------------------------
 O=${OUT:-$W}/peers

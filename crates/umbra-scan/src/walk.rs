@@ -92,10 +92,6 @@ pub(crate) fn real_text(s: &str, jp: bool) -> std::borrow::Cow<'_, str> {
     text.into_owned().into()
 }
 
-fn tag_path(tag: Tag) -> String {
-    format!("({:04X},{:04X})", tag.group(), tag.element())
-}
-
 /// An attribute's keyword for messages, looked up only when a message is written.
 #[derive(Clone, Copy)]
 struct AttrName(Tag);
@@ -440,7 +436,7 @@ fn private_blocks(
         let creator = creator.trim_matches([' ', '\0']);
         let n = per_block.get(t).copied().unwrap_or(0);
         ctx.push(
-            format!("{prefix}{}", tag_path(*t)),
+            Loc { prefix, tag: *t },
             Rule::PrivateAttribute,
             severity,
             "",

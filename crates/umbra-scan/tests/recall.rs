@@ -6,25 +6,7 @@ use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, Tag, VR};
 use dicom_object::InMemDicomObject;
 use proptest::prelude::*;
-use umbra_scan::{AgainstBuilder, Allow, Policy, Rule, Scanner};
-
-const PLACEHOLDERS: &[&str] = &[
-    "test",
-    "patient",
-    "anonymous",
-    "anonymized",
-    "anonymised",
-    "unknown",
-    "phantom",
-    "none",
-    "null",
-    "dummy",
-    "removed",
-    "anon",
-    "redacted",
-    "empty",
-    "deidentified",
-];
+use umbra_scan::{AgainstBuilder, Allow, Policy, Rule, Scanner, against, shape};
 
 /// An identifier of one kind, as the original holds it and as it is planted.
 #[derive(Debug, Clone)]
@@ -43,11 +25,12 @@ fn ident() -> impl Strategy<Value = Ident> {
     prop_oneof![
         // (words that mean "nothing here" are not identifiers and are not searched for)
         "[A-Z][a-z]{3,10}"
-            .prop_filter("a placeholder word", |n| !PLACEHOLDERS
-                .contains(&n.to_lowercase().as_str()))
+            .prop_filter("a placeholder or generic word", |n| {
+                !shape::is_placeholder(n) && !against::is_name_stop_word(n)
+            })
             .prop_map(Ident::Name),
         "[A-Z]{0,3}[0-9]{5,9}"
-            .prop_filter("masking characters", |id| !id.bytes().all(|b| b == b'0'))
+            .prop_filter("masking characters", |id| !shape::is_placeholder(id))
             .prop_map(Ident::Id),
         (1920u32..2020, 1u32..13, 1u32..29, 0u8..4)
             .prop_map(|(y, m, d, f)| Ident::Date(y, m, d, f)),

@@ -166,6 +166,13 @@ fn parse_options(names: &[String]) -> Result<OptionSet, Usage> {
     Ok(set)
 }
 
+/// `--at-risk-modalities` values as Modality (0008,0060) codes: trimmed, upper case.
+fn modalities(list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .map(|s| s.trim().to_ascii_uppercase())
+        .collect()
+}
+
 fn load_key(path: Option<&Path>) -> Result<Key, Usage> {
     let Some(path) = path else {
         eprintln!(
@@ -208,10 +215,7 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
     }
     let mut config = Config::new(options);
     if let Some(m) = args.at_risk_modalities {
-        config.at_risk_modalities = m
-            .into_iter()
-            .map(|s| s.trim().to_ascii_uppercase())
-            .collect();
+        config.at_risk_modalities = modalities(m);
     }
     let engine = Deidentifier::new(config, Pseudonymizer::new(&key));
 

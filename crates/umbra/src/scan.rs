@@ -89,10 +89,7 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode, Usage> {
         allow: umbra_files::allow_for(&options),
         uid_roots: args.uid_root.clone(),
         at_risk_modalities: match args.at_risk_modalities {
-            Some(m) => m
-                .into_iter()
-                .map(|s| s.trim().to_ascii_uppercase())
-                .collect(),
+            Some(m) => crate::modalities(m),
             None => DEFAULT_AT_RISK_MODALITIES
                 .iter()
                 .map(|s| s.to_string())
