@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use umbra_core::{Config, Deidentifier, Key, OptionSet, ProfileOption, Pseudonymizer};
 use umbra_files::{Outcome, RunOptions};
 
+mod check;
 mod scan;
+mod synth;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +29,9 @@ enum Command {
     Deid(DeidArgs),
     /// Find identity left in DICOM files (any tool's output): an independent check.
     Scan(scan::ScanArgs),
+    /// Make a synthetic corpus with planted identity and its answer key (key.json); `synth
+    /// check KEY OUT` scores any tool's output against the key.
+    Synth(synth::SynthArgs),
     /// Write a fresh secret key to FILE (never overwrites).
     Keygen {
         /// Where to write the key (64 hex digits; keep it secret, keep it safe).
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Deid(args) => deid(args),
         Command::Scan(args) => scan::scan(args),
+        Command::Synth(args) => synth::synth(args),
         Command::Keygen { file } => keygen(&file),
     };
     match result {

@@ -1,0 +1,122 @@
+//! `umbra synth`: write a synthetic corpus and its answer key; `umbra synth check`: score a
+//! tool's output against the key.
+
+use crate::Usage;
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use umbra_synth::{Options, Profile};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SynthArgs {
+    #[command(subcommand)]
+    command: Option<SynthCommand>,
+    /// Output folder (must not exist or be empty): the files go to DIR/corpus, the answer key
+    /// to DIR/key.json.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Number of synthetic patients.
+    #[arg(long, default_value_t = 10)]
+    patients: usize,
+    /// Seed: the same seed makes the same corpus, byte for byte.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// small: every modality, transfer syntax, character set and hazard in small images (the
+    /// correctness corpus); ct512: one CT series of 512×512 slices per patient (throughput).
+    #[arg(long, value_enum, default_value_t = ProfileName::Small)]
+    profile: ProfileName,
+    /// Slices per patient for --profile ct512.
+    #[arg(long, default_value_t = 100)]
+    slices: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileName {
+    Small,
+    Ct512,
+}
+
+#[derive(Subcommand)]
+enum SynthCommand {
+    /// Score a de-identifier's output folder against a corpus's key.json.
+    Check(crate::check::CheckArgs),
+}
+
+pub fn synth(args: SynthArgs) -> Result<ExitCode, Usage> {
+    if let Some(SynthCommand::Check(c)) = args.command {
+        return crate::check::check(c);
+    }
+    let out = args
+        .out
+        .ok_or_else(|| Usage("synth needs --out DIR (or the check subcommand)".into()))?;
+    if out.exists() {
+        let mut entries = std::fs::read_dir(&out)
+            .map_err(|e| Usage(format!("cannot read {}: {e}", out.display())))?;
+        if entries.next().is_some() {
+            return Err(Usage(format!(
+                "{} is not empty; synth writes only into a new or empty folder",
+                out.display()
+            )));
+        }
+    }
+    let profile = match args.profile {
+        ProfileName::Small => Profile::Small,
+        ProfileName::Ct512 => Profile::Ct512 {
+            slices: args.slices,
+        },
+    };
+    let opts = Options {
+        patients: args.patients,
+        seed: args.seed,
+        profile,
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let root = out.join("corpus");
+    std::fs::create_dir_all(&root)
+        .map_err(|e| Usage(format!("cannot create {}: {e}", root.display())))?;
+    let sink = |rel: &str, bytes: &[u8]| -> std::io::Result<()> {
+        let path = root.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, bytes)
+    };
+    let key = match umbra_synth::generate(&opts, &sink) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("umbra: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let key_path = out.join("key.json");
+    write_json(&key_path, &key)?;
+    let held = key
+        .files
+        .iter()
+        .filter(|f| f.expect == umbra_synth::key::Expect::HoldBack)
+        .count();
+    eprintln!(
+        "umbra: {} files for {} patients in {} ({} to write, {} to hold back), {} identifiers \
+         planted {} times; key in {}",
+        key.files.len(),
+        key.patients.len(),
+        root.display(),
+        key.files.len() - held,
+        held,
+        key.identifiers.len(),
+        key.files.iter().map(|f| f.plants.len()).sum::<usize>(),
+        key_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), Usage> {
+    let f = std::fs::File::create(path)
+        .map_err(|e| Usage(format!("cannot write {}: {e}", path.display())))?;
+    let mut w = std::io::BufWriter::new(f);
+    serde_json::to_writer(&mut w, value)
+        .map_err(|e| Usage(format!("cannot write {}: {e}", path.display())))?;
+    std::io::Write::flush(&mut w)
+        .map_err(|e| Usage(format!("cannot write {}: {e}", path.display())))
+}
