@@ -333,7 +333,7 @@ fn walk(
                 VR::FD | VR::SV | VR::UV | VR::OD | VR::OV => 8,
                 _ => 1,
             };
-            if len as usize % unit != 0 {
+            if !(len as usize).is_multiple_of(unit) {
                 return Err(err(
                     pos - header,
                     "value length is not a whole number of its binary units",

@@ -371,12 +371,12 @@ fn walk_dataset(ctx: &mut Ctx<'_>, obj: &InMemDicomObject, prefix: &str, depth: 
 fn groups_of_note(ctx: &mut Ctx<'_>, tag: Tag, prefix: &str, seen: &mut BTreeSet<u16>) {
     let g = tag.group();
     let (rule, severity, what) = match g {
-        0x6000..=0x60FF if g % 2 == 0 => (
+        0x6000..=0x60FF if g.is_multiple_of(2) => (
             Rule::Overlay,
             Severity::Warn,
             "an overlay plane: its bitmap can carry burned-in text",
         ),
-        0x5000..=0x50FF if g % 2 == 0 => (
+        0x5000..=0x50FF if g.is_multiple_of(2) => (
             Rule::Curve,
             Severity::Info,
             "a curve (retired): its data and labels are not image content",
@@ -817,7 +817,7 @@ fn against_text(
     // a model name, a beam name) is as likely vocabulary: a warning, unless the set is one
     // object's own (the release gate).
     let descriptive = matches!(vr, VR::LO | VR::SH | VR::UC)
-        && tag.group() % 2 == 0
+        && tag.group().is_multiple_of(2)
         && identity_kind(tag).is_none();
     let mut reported = Vec::new();
     for v in values {
