@@ -168,12 +168,141 @@ impl Report {
     }
 }
 
-/// An output file as the scorer sees it.
+/// An output file as the scorer sees it, once read: its pixel data judged and dropped, so that
+/// memory holds headers, not images.
 struct Out {
     rel: String,
+    /// The bytes, kept only when the file is not DICOM that parses (searched whole).
     bytes: Vec<u8>,
-    sha256: String,
     obj: Option<Parsed>,
+    /// The corpus file it is a copy of.
+    matched: Option<usize>,
+    /// Identifiers of the matched file found in the copy, by path (`""` for unparsed bytes).
+    found: HashMap<String, HashSet<usize>>,
+    /// Identifiers found in the copy's folder path and in its file name.
+    in_dir: HashSet<usize>,
+    in_name: HashSet<usize>,
+    /// For an image to be kept: whether its pixels are the original's.
+    pixels_kept: Option<bool>,
+    /// Per burned-in box of the matched file: whether its text is still there (or why that
+    /// cannot be told).
+    residual: Vec<Result<bool, &'static str>>,
+}
+
+/// How copies are found.
+struct Matcher<'k> {
+    by_number: HashMap<(&'k str, i32, i32), usize>,
+    by_sha: HashMap<&'k str, usize>,
+    dicomdir: Option<usize>,
+}
+
+impl<'k> Matcher<'k> {
+    fn new(key: &'k Key) -> Self {
+        let mut m = Matcher {
+            by_number: HashMap::new(),
+            by_sha: HashMap::new(),
+            dicomdir: None,
+        };
+        for (i, f) in key.files.iter().enumerate() {
+            if let Some(d) = &f.dicom {
+                m.by_number.insert(
+                    (d.sop_class.as_str(), d.series_number, d.instance_number),
+                    i,
+                );
+            }
+            m.by_sha.insert(f.sha256.as_str(), i);
+            if f.kind == FileKind::Dicomdir {
+                m.dicomdir = Some(i);
+            }
+        }
+        m
+    }
+
+    fn find(&self, obj: Option<&Parsed>, sha256: &str) -> Option<usize> {
+        let by_num = obj.and_then(|p| {
+            let k = (p.sop_class.as_str(), p.series_number?, p.instance_number?);
+            self.by_number.get(&k).copied()
+        });
+        by_num
+            .or_else(|| self.by_sha.get(sha256).copied())
+            .or_else(|| {
+                obj.filter(|p| p.sop_class == "1.2.840.10008.1.3.10")
+                    .and(self.dicomdir)
+            })
+    }
+}
+
+/// Reads one output and gathers everything the score needs from it.
+fn read_output(key: &Key, matcher: &Matcher<'_>, root: &Path, p: &Path) -> Out {
+    let bytes = std::fs::read(p).unwrap_or_default();
+    let rel = p
+        .strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/");
+    let mut obj = parse(&bytes);
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let matched = matcher.find(obj.as_ref(), &sha256);
+    let mut out = Out {
+        rel,
+        bytes: Vec::new(),
+        obj: None,
+        matched,
+        found: HashMap::new(),
+        in_dir: HashSet::new(),
+        in_name: HashSet::new(),
+        pixels_kept: None,
+        residual: Vec::new(),
+    };
+    if let Some(fi) = matched {
+        let f = &key.files[fi];
+        let mut ids: Vec<usize> = f.plants.iter().map(|p| p.identifier).collect();
+        ids.extend(f.burned_in.iter().map(|b| b.identifier));
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            let sr = Searcher::new(key, &ids);
+            match &obj {
+                Some(parsed) => {
+                    for (path, value) in &parsed.values {
+                        let mut hits = HashSet::new();
+                        sr.find(value, &mut hits);
+                        if !hits.is_empty() {
+                            out.found.entry(path.clone()).or_default().extend(hits);
+                        }
+                    }
+                }
+                None => {
+                    let mut hits = HashSet::new();
+                    sr.find(&bytes, &mut hits);
+                    out.found.insert(String::new(), hits);
+                }
+            }
+            let (dir, name) = out.rel.rsplit_once('/').unwrap_or(("", out.rel.as_str()));
+            sr.find(dir.as_bytes(), &mut out.in_dir);
+            sr.find(name.as_bytes(), &mut out.in_name);
+        }
+        if let Some(parsed) = &obj {
+            out.residual = f
+                .burned_in
+                .iter()
+                .map(|b| residual_text(f, parsed, b))
+                .collect();
+            if f.expect == Expect::Write && f.burned_in.is_empty() {
+                out.pixels_kept = f.pixels.as_ref().map(|px| pixels_kept(px, parsed));
+            }
+        } else {
+            out.residual =
+                vec![Err("the copy cannot be read to check its pixels"); f.burned_in.len()];
+            out.pixels_kept = f.pixels.as_ref().map(|_| false);
+        }
+    }
+    match &mut obj {
+        Some(parsed) => parsed.pixels = None,
+        None => out.bytes = bytes,
+    }
+    out.obj = obj;
+    out
 }
 
 /// A parsed output: its elements flattened with paths.
@@ -197,23 +326,10 @@ enum PixelValue {
 /// Scores the output folder `out` against `key`.
 pub fn check(key: &Key, out: &Path) -> Result<Report, CheckError> {
     let files = list(out)?;
+    let matcher = Matcher::new(key);
     let outs: Vec<Out> = files
         .par_iter()
-        .map(|p| {
-            let bytes = std::fs::read(p).unwrap_or_default();
-            let rel = p
-                .strip_prefix(out)
-                .unwrap_or(p)
-                .to_string_lossy()
-                .replace('\\', "/");
-            let obj = parse(&bytes);
-            Out {
-                rel,
-                sha256: hex::encode(Sha256::digest(&bytes)),
-                bytes,
-                obj,
-            }
-        })
+        .map(|p| read_output(key, &matcher, out, p))
         .collect();
     Ok(score(key, &outs))
 }
@@ -275,6 +391,9 @@ fn parse(bytes: &[u8]) -> Option<Parsed> {
         (mv, ts, f.into_inner())
     } else {
         use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
+        if !looks_like_bare_dataset(bytes) {
+            return None;
+        }
         let obj =
             InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
                 .ok()?;
@@ -302,6 +421,35 @@ fn parse(bytes: &[u8]) -> Option<Parsed> {
         transfer_syntax: ts,
         pixels,
     })
+}
+
+/// Whether `bytes` could be a bare implicit VR little endian data set: top-level element
+/// headers in ascending tag order whose lengths stay inside the file, up to the first undefined
+/// length. (dicom-rs allocates a declared length before reading it; text read as a data set
+/// declares gigabytes.)
+fn looks_like_bare_dataset(bytes: &[u8]) -> bool {
+    let mut at = 0usize;
+    let mut last = 0u32;
+    let mut elements = 0;
+    while at + 8 <= bytes.len() {
+        let group = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        let element = u16::from_le_bytes([bytes[at + 2], bytes[at + 3]]);
+        let tag = (u32::from(group) << 16) | u32::from(element);
+        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
+        if tag < last || group < 0x0008 && elements == 0 {
+            return false;
+        }
+        last = tag;
+        elements += 1;
+        if len == u32::MAX {
+            return true;
+        }
+        at = match (at + 8).checked_add(len as usize) {
+            Some(next) if next <= bytes.len() => next,
+            _ => return false,
+        };
+    }
+    elements > 0 && at == bytes.len()
 }
 
 fn walk(
@@ -498,38 +646,10 @@ fn score(key: &Key, outs: &[Out]) -> Report {
             failures: Vec::new(),
         },
     };
-    // match outputs to corpus files
-    let mut by_number: HashMap<(&str, i32, i32), usize> = HashMap::new();
-    let mut by_sha: HashMap<&str, usize> = HashMap::new();
-    let mut dicomdir = None;
-    for (i, f) in key.files.iter().enumerate() {
-        if let Some(d) = &f.dicom {
-            by_number.insert(
-                (d.sop_class.as_str(), d.series_number, d.instance_number),
-                i,
-            );
-        }
-        by_sha.insert(f.sha256.as_str(), i);
-        if f.kind == FileKind::Dicomdir {
-            dicomdir = Some(i);
-        }
-    }
     let mut copies: Vec<Vec<usize>> = vec![Vec::new(); key.files.len()];
     let mut unmatched = Vec::new();
     for (oi, o) in outs.iter().enumerate() {
-        let by_num = o.obj.as_ref().and_then(|p| {
-            let k = (p.sop_class.as_str(), p.series_number?, p.instance_number?);
-            by_number.get(&k).copied()
-        });
-        let m = by_num
-            .or_else(|| by_sha.get(o.sha256.as_str()).copied())
-            .or_else(|| {
-                o.obj
-                    .as_ref()
-                    .filter(|p| p.sop_class == "1.2.840.10008.1.3.10")
-                    .and(dicomdir)
-            });
-        match m {
+        match o.matched {
             Some(fi) => copies[fi].push(oi),
             None => unmatched.push(oi),
         }
@@ -540,56 +660,15 @@ fn score(key: &Key, outs: &[Out]) -> Report {
     for (fi, f) in key.files.iter().enumerate() {
         let mine: Vec<&Out> = copies[fi].iter().map(|&i| &outs[i]).collect();
         let mut leaked_any = false;
-        // every plant, in every copy
-        let ids: Vec<usize> = {
-            let mut v: Vec<usize> = f.plants.iter().map(|p| p.identifier).collect();
-            v.extend(f.burned_in.iter().map(|b| b.identifier));
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        let searcher = (!mine.is_empty() && !ids.is_empty()).then(|| Searcher::new(key, &ids));
-        // per copy: path → identifiers found there
-        let found: Vec<HashMap<String, HashSet<usize>>> = mine
-            .iter()
-            .map(|o| match (&o.obj, &searcher) {
-                (_, None) => HashMap::new(),
-                (Some(p), Some(sr)) => {
-                    let mut m: HashMap<String, HashSet<usize>> = HashMap::new();
-                    for (path, bytes) in &p.values {
-                        let mut hits = HashSet::new();
-                        sr.find(bytes, &mut hits);
-                        if !hits.is_empty() {
-                            m.entry(path.clone()).or_default().extend(hits);
-                        }
-                    }
-                    m
-                }
-                (None, Some(sr)) => {
-                    let mut hits = HashSet::new();
-                    sr.find(&o.bytes, &mut hits);
-                    HashMap::from([(String::new(), hits)])
-                }
-            })
-            .collect();
+        let found: Vec<&HashMap<String, HashSet<usize>>> = mine.iter().map(|o| &o.found).collect();
         let planted_paths: HashSet<&str> = f.plants.iter().map(|p| p.path.as_str()).collect();
         for plant in &f.plants {
             let ident = &key.identifiers[plant.identifier];
             let mut leak_in: Option<&Out> = None;
             for (k, o) in mine.iter().enumerate() {
                 let leaked = match plant.location {
-                    Location::FolderName | Location::FileName => {
-                        let (dir, name) = o.rel.rsplit_once('/').unwrap_or(("", o.rel.as_str()));
-                        let hay = if plant.location == Location::FolderName {
-                            dir
-                        } else {
-                            name
-                        };
-                        let sr = Searcher::new(key, &[plant.identifier]);
-                        let mut h = HashSet::new();
-                        sr.find(hay.as_bytes(), &mut h);
-                        !h.is_empty()
-                    }
+                    Location::FolderName => o.in_dir.contains(&plant.identifier),
+                    Location::FileName => o.in_name.contains(&plant.identifier),
                     // a copy that cannot be parsed (or is no DICOM at all) has no paths: an
                     // identifier anywhere in it is left at every place it was planted
                     _ if o.obj.is_none() => {
@@ -639,7 +718,7 @@ fn score(key: &Key, outs: &[Out]) -> Report {
         // identity found where nothing was planted
         for (k, o) in mine.iter().enumerate().filter(|(_, o)| o.obj.is_some()) {
             let mut extra: BTreeMap<usize, String> = BTreeMap::new();
-            for (path, hits) in &found[k] {
+            for (path, hits) in found[k] {
                 if planted_paths.contains(path.as_str()) {
                     continue;
                 }
@@ -666,11 +745,11 @@ fn score(key: &Key, outs: &[Out]) -> Report {
             }
         }
         // burned-in text
-        for b in &f.burned_in {
+        for (bi, b) in f.burned_in.iter().enumerate() {
             let ident = &key.identifiers[b.identifier];
             let mut left: Option<(&Out, &str)> = None;
             for o in &mine {
-                match residual_text(f, o, b) {
+                match o.residual.get(bi).copied().unwrap_or(Ok(false)) {
                     Ok(false) => {}
                     Ok(true) => left = Some((o, "burned-in text still in the pixels")),
                     Err(why) => left = Some((o, why)),
@@ -724,9 +803,9 @@ fn score(key: &Key, outs: &[Out]) -> Report {
             }
         }
         if f.expect == Expect::Write && f.burned_in.is_empty() {
-            if let Some(px) = &f.pixels {
+            if f.pixels.is_some() {
                 for o in &mine {
-                    let ok = pixels_kept(px, o);
+                    let ok = o.pixels_kept.unwrap_or(false);
                     s.tally(Action::PixelsKept, ok);
                     if !ok {
                         s.fail(failure(
@@ -900,67 +979,60 @@ fn sha_of(p: &PixelValue) -> String {
     hex::encode(h.finalize())
 }
 
-/// Decodes an output's pixel data with the geometry the key records.
-fn decode(f: &File, o: &Out) -> Result<Option<umbra_pixels::Image>, &'static str> {
-    let Some(px) = &f.pixels else {
-        return Ok(None);
-    };
-    let Some(parsed) = &o.obj else {
-        return Err("the copy cannot be read to check its pixels");
-    };
-    let Some(value) = &parsed.pixels else {
-        return Ok(None);
-    };
-    let photometric = umbra_pixels::Photometric::parse(&px.photometric)
-        .unwrap_or(umbra_pixels::Photometric::Monochrome2);
-    let geometry = umbra_pixels::Image {
+/// The geometry the key records for an image, as a decoding template.
+fn geometry(px: &crate::key::Pixels) -> umbra_pixels::Image {
+    umbra_pixels::Image {
         rows: px.rows,
         columns: px.columns,
         samples: px.samples,
         bits_allocated: px.bits_allocated,
         bits_stored: px.bits_allocated,
         signed: false,
-        photometric,
+        photometric: umbra_pixels::Photometric::parse(&px.photometric)
+            .unwrap_or(umbra_pixels::Photometric::Monochrome2),
         frames: px.frames,
         data: Vec::new(),
+    }
+}
+
+/// Decodes a copy's pixel data (native data from any byte order is little endian by now).
+fn decode(
+    px: &crate::key::Pixels,
+    parsed: &Parsed,
+) -> Result<Option<umbra_pixels::Image>, &'static str> {
+    let Some(value) = &parsed.pixels else {
+        return Ok(None);
     };
-    let ts = parsed.transfer_syntax.as_str();
-    let frags: Vec<&[u8]> = match value {
-        PixelValue::Native(d) => vec![d.as_slice()],
-        PixelValue::Fragments(f) => f.iter().map(Vec::as_slice).collect(),
+    let (ts, frags): (&str, Vec<&[u8]>) = match value {
+        PixelValue::Native(d) => ("1.2.840.10008.1.2.1", vec![d.as_slice()]),
+        PixelValue::Fragments(f) => (
+            parsed.transfer_syntax.as_str(),
+            f.iter().map(Vec::as_slice).collect(),
+        ),
     };
-    let ts = if matches!(value, PixelValue::Native(_)) {
-        // native data (big endian included) is little endian by now
-        "1.2.840.10008.1.2.1"
-    } else {
-        ts
-    };
-    umbra_pixels::codec::decode(ts, &frags, &geometry)
+    umbra_pixels::codec::decode(ts, &frags, &geometry(px))
         .map(Some)
         .map_err(|_| "the copy's pixels cannot be decoded to check them")
 }
 
-/// Whether a box's text is still readable in a copy.
-fn residual_text(f: &File, o: &Out, b: &crate::key::BurnedBox) -> Result<bool, &'static str> {
+/// Whether a box's text is still readable in a copy: its stored pixels unchanged, or at least
+/// half of the text's ink still there once decoded (which survives lossy re-encoding).
+fn residual_text(
+    f: &File,
+    parsed: &Parsed,
+    b: &crate::key::BurnedBox,
+) -> Result<bool, &'static str> {
     let px = f.pixels.as_ref().ok_or("no pixel facts")?;
-    if let Some(PixelValue::Native(_) | PixelValue::Fragments(_)) =
-        o.obj.as_ref().and_then(|p| p.pixels.as_ref())
+    if parsed
+        .pixels
+        .as_ref()
+        .is_some_and(|v| sha_of(v) == px.stored_sha256)
     {
-        let v = o
-            .obj
-            .as_ref()
-            .and_then(|p| p.pixels.as_ref())
-            .expect("checked");
-        if sha_of(v) == px.stored_sha256 {
-            return Ok(true);
-        }
+        return Ok(true);
     }
-    let Some(img) = decode(f, o)? else {
+    let Some(img) = decode(px, parsed)? else {
         return Ok(false);
     };
-    if img.rows != px.rows || img.columns != px.columns {
-        return Err("the copy's pixels have another size");
-    }
     let frames: Vec<u32> = match b.frame {
         Some(k) => vec![k],
         None => (0..img.frames).collect(),
@@ -968,10 +1040,7 @@ fn residual_text(f: &File, o: &Out, b: &crate::key::BurnedBox) -> Result<bool, &
     let floor = b.ink.saturating_sub(32);
     let needed =
         b.background_pixels + (b.ink_pixels.saturating_sub(b.background_pixels)).div_ceil(2);
-    for fr in frames {
-        if fr >= img.frames {
-            continue;
-        }
+    for fr in frames.into_iter().filter(|&fr| fr < img.frames) {
         let mut n = 0u32;
         for row in b.y..(b.y + b.height).min(img.rows) {
             for col in b.x..(b.x + b.width).min(img.columns) {
@@ -987,9 +1056,10 @@ fn residual_text(f: &File, o: &Out, b: &crate::key::BurnedBox) -> Result<bool, &
     Ok(false)
 }
 
-/// Whether a copy's pixel data is the original's.
-fn pixels_kept(px: &crate::key::Pixels, o: &Out) -> bool {
-    let Some(value) = o.obj.as_ref().and_then(|p| p.pixels.as_ref()) else {
+/// Whether a copy's pixel data is the original's: the same stored bytes, or (lossless
+/// originals) data that decodes to the same pixels.
+fn pixels_kept(px: &crate::key::Pixels, parsed: &Parsed) -> bool {
+    let Some(value) = &parsed.pixels else {
         return false;
     };
     if sha_of(value) == px.stored_sha256 {
@@ -998,28 +1068,8 @@ fn pixels_kept(px: &crate::key::Pixels, o: &Out) -> bool {
     let Some(native) = &px.native_sha256 else {
         return false;
     };
-    if let PixelValue::Native(d) = value {
-        return hex::encode(Sha256::digest(d)) == *native;
-    }
-    let parsed = o.obj.as_ref().expect("has pixels");
-    let geometry = umbra_pixels::Image {
-        rows: px.rows,
-        columns: px.columns,
-        samples: px.samples,
-        bits_allocated: px.bits_allocated,
-        bits_stored: px.bits_allocated,
-        signed: false,
-        photometric: umbra_pixels::Photometric::parse(&px.photometric)
-            .unwrap_or(umbra_pixels::Photometric::Monochrome2),
-        frames: px.frames,
-        data: Vec::new(),
-    };
-    let PixelValue::Fragments(f) = value else {
-        return false;
-    };
-    let frags: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
-    umbra_pixels::codec::decode(&parsed.transfer_syntax, &frags, &geometry)
-        .is_ok_and(|img| hex::encode(Sha256::digest(&img.data)) == *native)
+    decode(px, parsed)
+        .is_ok_and(|img| img.is_some_and(|img| hex::encode(Sha256::digest(&img.data)) == *native))
 }
 
 /// The report as text: the score, then tables by action, HIPAA class and place, then the
