@@ -802,19 +802,17 @@ fn score(key: &Key, outs: &[Out]) -> Report {
                 }
             }
         }
-        if f.expect == Expect::Write && f.burned_in.is_empty() {
-            if f.pixels.is_some() {
-                for o in &mine {
-                    let ok = o.pixels_kept.unwrap_or(false);
-                    s.tally(Action::PixelsKept, ok);
-                    if !ok {
-                        s.fail(failure(
-                            Action::PixelsKept,
-                            Some(f),
-                            Some(o),
-                            "pixel data changed",
-                        ));
-                    }
+        if f.expect == Expect::Write && f.burned_in.is_empty() && f.pixels.is_some() {
+            for o in &mine {
+                let ok = o.pixels_kept.unwrap_or(false);
+                s.tally(Action::PixelsKept, ok);
+                if !ok {
+                    s.fail(failure(
+                        Action::PixelsKept,
+                        Some(f),
+                        Some(o),
+                        "pixel data changed",
+                    ));
                 }
             }
         }
