@@ -1135,6 +1135,17 @@ impl Ctx<'_> {
                 sha256: None,
             });
         }
+        // a file named after the patient (as report exports often are)
+        let name = rel.rsplit('/').next().unwrap_or(&rel);
+        if name.contains(&fold_for_path(&self.person.family)) {
+            plants.push(PendingPlant {
+                id: self.me.name,
+                location: Location::FileName,
+                path: rel.clone(),
+                depth: 0,
+                sha256: None,
+            });
+        }
         (self.sink)(&rel, &bytes).map_err(|e| GenerateError::Write {
             path: rel.clone(),
             source: e,

@@ -143,6 +143,7 @@ fn the_corpus_covers_every_syntax_modality_character_set_place_and_hazard() {
         "uid",
         "pixels",
         "folder-name",
+        "file-name",
         "meta",
         "non-dicom",
         "directory",
