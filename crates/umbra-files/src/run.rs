@@ -67,16 +67,37 @@ impl Summary {
         self.records.iter().filter(|r| r.outcome == o).count()
     }
 
-    /// Distinct reasons with their counts, most frequent first, for one outcome.
+    /// Distinct reasons with their counts, most frequent first, for one outcome. Reasons that
+    /// differ only in numbers (byte offsets, sizes) count as one, with each number written `N`;
+    /// the run records keep the numbers.
     pub fn reasons(&self, o: Outcome) -> Vec<(String, usize)> {
-        let mut m: HashMap<&str, usize> = HashMap::new();
+        let mut m: HashMap<String, usize> = HashMap::new();
         for r in self.records.iter().filter(|r| r.outcome == o) {
-            *m.entry(r.reason.as_deref().unwrap_or("")).or_default() += 1;
+            *m.entry(numbers_as_n(r.reason.as_deref().unwrap_or("")))
+                .or_default() += 1;
         }
-        let mut v: Vec<(String, usize)> = m.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        let mut v: Vec<(String, usize)> = m.into_iter().collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v
     }
+}
+
+/// `at byte 2072` → `at byte N`; digits inside words (`ISO_IR 100`, `(0008,0018)`, UIDs) stay.
+fn numbers_as_n(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    for (i, word) in reason.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let digits = word.trim_end_matches([',', ';', ':', ')']);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('N');
+            out.push_str(&word[digits.len()..]);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
 }
 
 /// A problem with the command line's paths.
@@ -406,5 +427,20 @@ fn place(
         Ok(None)
     } else {
         Ok(Some(clash(other)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reasons_that_differ_only_in_numbers_are_one_line_of_the_summary() {
+        assert_eq!(
+            super::numbers_as_n("value length runs past the end of the data at byte 2072"),
+            "value length runs past the end of the data at byte N"
+        );
+        assert_eq!(
+            super::numbers_as_n("element (0008,0018) holds 12 bytes: see 1.2.3"),
+            "element (0008,0018) holds N bytes: see 1.2.3"
+        );
     }
 }
