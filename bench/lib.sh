@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sets variables (CT, CT_STAMP, ...) for the scripts that source it
 # Shared by the benchmark scripts (sourced, not run). Needs $W (work folder) and log().
 
 # ensure_ct_corpus N SEED: the generated CT corpus of N slices in $W/ct (one series of K slices
@@ -38,4 +39,22 @@ ensure_gdcm_cert() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=umbra-bench" \
       -keyout "$W/gdcm-key.pem" -out "$W/gdcm-cert.pem" 2>/dev/null
   fi
+}
+
+# ensure_synth DIR ARGS...: `umbra synth --out DIR ARGS...` (DIR/corpus and DIR/key.json), made
+# once and reused while DIR.stamp holds the same ARGS and umbra version; needs $UMBRA. Sets
+# SYNTH_STAMP.
+ensure_synth() {
+  local dir=$1 stamp
+  shift
+  stamp="umbra synth $* ($("$UMBRA" --version))"
+  if [ -f "$dir/key.json" ] && [ -d "$dir/corpus" ] && [ "$(cat "$dir.stamp" 2>/dev/null)" = "$stamp" ]; then
+    log "synth corpus: reusing $dir ($stamp)"
+  else
+    log "synth corpus: generating $dir ($stamp)"
+    rm -rf "$dir" "$dir.stamp"
+    "$UMBRA" synth --out "$dir" "$@" >&2
+    echo "$stamp" > "$dir.stamp"
+  fi
+  SYNTH_STAMP=$stamp
 }
