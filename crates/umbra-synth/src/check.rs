@@ -19,7 +19,8 @@
 //!   is unchanged (same stored bytes, or lossless data that decodes to the same pixels).
 //!
 //! A copy is found by SOP Class UID, Series Number and Instance Number (unique in a generated
-//! corpus, identifying no one, and kept by de-identifiers), else by identical content.
+//! corpus, identifying no one, and kept by de-identifiers), else by identical content, else by
+//! the same relative path (a tool that mirrors the input tree).
 
 use crate::key::{Expect, File, FileKind, Hipaa, Key, Location};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -193,6 +194,7 @@ struct Out {
 struct Matcher<'k> {
     by_number: HashMap<(&'k str, i32, i32), usize>,
     by_sha: HashMap<&'k str, usize>,
+    by_path: HashMap<&'k str, usize>,
     dicomdir: Option<usize>,
 }
 
@@ -201,6 +203,7 @@ impl<'k> Matcher<'k> {
         let mut m = Matcher {
             by_number: HashMap::new(),
             by_sha: HashMap::new(),
+            by_path: HashMap::new(),
             dicomdir: None,
         };
         for (i, f) in key.files.iter().enumerate() {
@@ -211,6 +214,7 @@ impl<'k> Matcher<'k> {
                 );
             }
             m.by_sha.insert(f.sha256.as_str(), i);
+            m.by_path.insert(f.path.as_str(), i);
             if f.kind == FileKind::Dicomdir {
                 m.dicomdir = Some(i);
             }
@@ -218,7 +222,7 @@ impl<'k> Matcher<'k> {
         m
     }
 
-    fn find(&self, obj: Option<&Parsed>, sha256: &str) -> Option<usize> {
+    fn find(&self, obj: Option<&Parsed>, sha256: &str, rel: &str) -> Option<usize> {
         let by_num = obj.and_then(|p| {
             let k = (p.sop_class.as_str(), p.series_number?, p.instance_number?);
             self.by_number.get(&k).copied()
@@ -229,6 +233,8 @@ impl<'k> Matcher<'k> {
                 obj.filter(|p| p.sop_class == "1.2.840.10008.1.3.10")
                     .and(self.dicomdir)
             })
+            // a tool that mirrors the input tree but drops the numbers
+            .or_else(|| self.by_path.get(rel).copied())
     }
 }
 
@@ -242,7 +248,7 @@ fn read_output(key: &Key, matcher: &Matcher<'_>, root: &Path, p: &Path) -> Out {
         .replace('\\', "/");
     let mut obj = parse(&bytes);
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let matched = matcher.find(obj.as_ref(), &sha256);
+    let matched = matcher.find(obj.as_ref(), &sha256, &rel);
     let mut out = Out {
         rel,
         bytes: Vec::new(),
