@@ -50,13 +50,18 @@ impl Config {
 
     /// The De-identification Method (0012,0063) text: profile, edition, options.
     pub fn method_description(&self) -> Vec<String> {
-        let mut v = vec![format!(
-            "PS3.15 {EDITION} Basic Application Confidentiality Profile"
-        )];
-        v.extend(self.options.iter().map(|o| o.cid7050().1.to_string()));
-        v.push(format!("umbra {}", env!("CARGO_PKG_VERSION")));
-        v
+        method_description(self.options)
     }
+}
+
+/// The De-identification Method (0012,0063) text for the options applied to one object.
+fn method_description(options: OptionSet) -> Vec<String> {
+    let mut v = vec![format!(
+        "PS3.15 {EDITION} Basic Application Confidentiality Profile"
+    )];
+    v.extend(options.iter().map(|o| o.cid7050().1.to_string()));
+    v.push(format!("umbra {}", env!("CARGO_PKG_VERSION")));
+    v
 }
 
 /// Why an object is not released.
@@ -108,6 +113,10 @@ pub struct Deidentified {
     pub series_uid: String,
     /// New SOP Instance UID.
     pub sop_instance_uid: String,
+    /// The pixels may carry burned-in text and `clean-pixel-data` is on: the caller must clean
+    /// them (the object already says Burned In Annotation NO and lists code 113101) or hold the
+    /// object back. Never write such an object with its pixels as they are.
+    pub clean_pixels: bool,
 }
 
 /// The de-identification engine: a configuration and a keyed pseudonymizer.
@@ -152,7 +161,7 @@ impl Deidentifier {
     /// lets a caller skip its own work on objects that will not be released.
     pub fn admit(&self, obj: &InMemDicomObject) -> Result<(), HoldBack> {
         let sop_class = string_of(obj, tags::SOP_CLASS_UID).unwrap_or_default();
-        self.gate(obj, &sop_class)
+        self.gate(obj, &sop_class).map(|_| ())
     }
 
     /// De-identifies one data set. `transfer_syntax` is the one it was read in and is written in.
@@ -163,7 +172,7 @@ impl Deidentifier {
     ) -> Result<Deidentified, HoldBack> {
         let opts = self.config.options;
         let sop_class = string_of(&obj, tags::SOP_CLASS_UID).unwrap_or_default();
-        self.gate(&obj, &sop_class)?;
+        let clean_pixels = self.gate(&obj, &sop_class)?;
 
         let charsets = strings_of(&obj, tags::SPECIFIC_CHARACTER_SET);
         let view = TextView::for_charsets(&charsets).map_err(|e| {
@@ -190,7 +199,7 @@ impl Deidentifier {
             iod: umbra_profile::iod_types(&sop_class),
         };
         let mut out = walker.dataset(obj, 0, Mode::Plain)?;
-        self.add_markers(&mut out);
+        self.add_markers(&mut out, clean_pixels);
 
         // These name the output file and fill the meta group: they must be UIDs, nothing else
         // (under retain-uids they are the input's own, and an input can hold anything).
@@ -221,11 +230,15 @@ impl Deidentifier {
             study_uid,
             series_uid,
             sop_instance_uid,
+            clean_pixels,
         })
     }
 
-    /// Fail-closed checks before any work: what must not be released at all yet.
-    fn gate(&self, obj: &InMemDicomObject, sop_class: &str) -> Result<(), HoldBack> {
+    /// Fail-closed checks before any work: what must not be released at all yet. `Ok(true)`:
+    /// releasable only once its pixels are cleaned (burned-in text is, or may be, there and
+    /// `clean-pixel-data` is on).
+    fn gate(&self, obj: &InMemDicomObject, sop_class: &str) -> Result<bool, HoldBack> {
+        let cleaning = self.config.options.contains(ProfileOption::CleanPixelData);
         if sop_class == DICOMDIR_CLASS || obj.get(tags::DIRECTORY_RECORD_SEQUENCE).is_some() {
             return Err(HoldBack {
                 kind: HoldKind::Skipped,
@@ -247,11 +260,6 @@ impl Deidentifier {
             ));
         }
         let flag = |tag| string_of(obj, tag).map(|s| s.trim().to_ascii_uppercase());
-        if flag(tags::BURNED_IN_ANNOTATION).as_deref() == Some("YES") {
-            return Err(HoldBack::held(
-                "Burned In Annotation is YES: pixel cleaning (clean-pixel-data) is not available yet",
-            ));
-        }
         if flag(tags::RECOGNIZABLE_VISUAL_FEATURES).as_deref() == Some("YES") {
             return Err(HoldBack::held(
                 "Recognizable Visual Features is YES: clean-recognizable-visual-features is not available yet",
@@ -264,15 +272,31 @@ impl Deidentifier {
         ]
         .into_iter()
         .any(|t| obj.get(t).is_some());
+        if flag(tags::BURNED_IN_ANNOTATION).as_deref() == Some("YES") {
+            if cleaning && has_pixels {
+                return Ok(true);
+            }
+            return Err(HoldBack::held(if has_pixels {
+                "Burned In Annotation is YES: give --option clean-pixel-data to clean the pixels"
+            } else {
+                "Burned In Annotation is YES but there is no pixel data to clean"
+            }));
+        }
         if has_pixels && flag(tags::BURNED_IN_ANNOTATION).is_none() {
             let modality = flag(tags::MODALITY).unwrap_or_default();
             let secondary_capture = sop_class.starts_with("1.2.840.10008.5.1.4.1.1.7");
+            let at_risk = modality.is_empty()
+                || secondary_capture
+                || self.config.at_risk_modalities.contains(&modality);
+            if at_risk && cleaning {
+                return Ok(true);
+            }
             if modality.is_empty() {
                 return Err(HoldBack::held(
                     "image without Modality or Burned In Annotation: burned-in text cannot be ruled out",
                 ));
             }
-            if secondary_capture || self.config.at_risk_modalities.contains(&modality) {
+            if at_risk {
                 return Err(HoldBack::held(format!(
                     "{} image without Burned In Annotation: text is commonly burned in on this kind of image",
                     if secondary_capture {
@@ -283,17 +307,30 @@ impl Deidentifier {
                 )));
             }
         }
-        Ok(())
+        Ok(false)
     }
 
-    fn add_markers(&self, obj: &mut InMemDicomObject) {
-        let opts = self.config.options;
+    /// Identity Removed, the method and its codes; under `clean-pixel-data`, code 113101 and
+    /// Burned In Annotation NO only on objects whose pixels are to be cleaned.
+    fn add_markers(&self, obj: &mut InMemDicomObject, clean_pixels: bool) {
+        let opts = if clean_pixels {
+            self.config.options
+        } else {
+            self.config.options.without(ProfileOption::CleanPixelData)
+        };
+        if clean_pixels {
+            obj.put(DataElement::new(
+                tags::BURNED_IN_ANNOTATION,
+                VR::CS,
+                PrimitiveValue::from("NO"),
+            ));
+        }
         obj.put(DataElement::new(
             tags::PATIENT_IDENTITY_REMOVED,
             VR::CS,
             PrimitiveValue::from("YES"),
         ));
-        let method: Vec<String> = self.config.method_description();
+        let method: Vec<String> = method_description(opts);
         obj.put(DataElement::new(
             tags::DEIDENTIFICATION_METHOD,
             VR::LO,

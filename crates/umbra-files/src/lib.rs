@@ -7,10 +7,12 @@
 
 mod gate;
 pub mod guard;
+pub mod pixels;
 mod read;
 mod run;
 
 pub use gate::{Gate, allow_for};
+pub use pixels::{Cleaned, Cleaner};
 pub use read::{
     Input, RawPixelData, ReadError, ScanInput, input_from_bytes, parse_bytes, read_for_scan,
     read_input, read_input_with, read_object,

@@ -168,6 +168,10 @@ pub struct ScanInput {
     /// The file's bytes before its Pixel Data value (the whole file when the pixel data does
     /// not end it, or when there is none).
     pub head: Vec<u8>,
+    /// The Pixel Data element when it ends the file (then `object` holds a placeholder).
+    pub raw_pixel_data: Option<RawPixelData>,
+    /// The transfer syntax the data set was read in.
+    pub transfer_syntax: String,
 }
 
 /// Reads a file for `umbra scan`: like [`read_input`] (structural check first; large files
@@ -191,6 +195,8 @@ pub fn read_for_scan(path: &Path) -> Result<ScanInput, ReadError> {
         object: input.object,
         meta,
         head,
+        raw_pixel_data: input.raw_pixel_data,
+        transfer_syntax: input.transfer_syntax.to_string(),
     })
 }
 

@@ -41,6 +41,12 @@ pub struct Record {
     /// The output path relative to `--out`, when written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<PathBuf>,
+    /// Under `clean-pixel-data`, for an object whose pixels were cleaned: boxes filled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pixel_boxes: Option<usize>,
+    /// ... and the pixel rules that matched it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pixel_rules: Vec<String>,
 }
 
 /// Settings of a run that concern files.
@@ -52,6 +58,9 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Check every object with the independent scanner before writing it (the release gate).
     pub verify: bool,
+    /// How pixels are cleaned under `clean-pixel-data` (objects to clean are held back
+    /// without it).
+    pub pixels: Option<std::sync::Arc<crate::pixels::Cleaner>>,
 }
 
 /// Records of every input, in input order.
@@ -90,7 +99,9 @@ fn numbers_as_n(reason: &str) -> String {
             out.push(' ');
         }
         let digits = word.trim_end_matches([',', ';', ':', ')']);
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // (a name such as "JPEG 2000" keeps its number)
+        let named = i > 0 && reason.split(' ').nth(i - 1) == Some("JPEG");
+        if !named && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
             out.push('N');
             out.push_str(&word[digits.len()..]);
         } else {
@@ -201,7 +212,16 @@ pub fn run(
             .par_iter()
             .enumerate()
             .map(|(i, f)| {
-                let r = process_one(i, f, files, engine, gate.as_ref(), &opts.out, &claims);
+                let r = process_one(
+                    i,
+                    f,
+                    files,
+                    engine,
+                    gate.as_ref(),
+                    opts.pixels.as_deref(),
+                    &opts.out,
+                    &claims,
+                );
                 progress(&r);
                 r
             })
@@ -230,15 +250,19 @@ fn record(
         outcome,
         reason,
         output,
+        pixel_boxes: None,
+        pixel_rules: Vec::new(),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn process_one(
     index: usize,
     input: &Path,
     files: &[PathBuf],
     engine: &Deidentifier,
     gate: Option<&Gate>,
+    cleaner: Option<&crate::pixels::Cleaner>,
     out: &Path,
     claims: &Claims,
 ) -> Record {
@@ -257,7 +281,7 @@ fn process_one(
     let Input {
         object,
         transfer_syntax,
-        raw_pixel_data,
+        mut raw_pixel_data,
     } = read;
     let ts = transfer_syntax.as_str();
     let refused = |h: HoldBack| {
@@ -281,6 +305,33 @@ fn process_one(
         Ok(d) => d,
         Err(h) => return refused(h),
     };
+    // Pixels that may show burned-in text: cleaned here, or the object is held back.
+    let mut cleaned = None;
+    if done.clean_pixels {
+        let Some(cleaner) = cleaner else {
+            return record(
+                input,
+                Outcome::HeldBack,
+                Some("burned-in text: pixel cleaning is not configured".into()),
+                None,
+            );
+        };
+        match crate::pixels::clean(&mut done.object, raw_pixel_data.as_ref(), ts, cleaner) {
+            Ok(c) => {
+                raw_pixel_data = None;
+                cleaned = Some(c);
+            }
+            Err(e) => {
+                return record(
+                    input,
+                    Outcome::HeldBack,
+                    Some(format!("burned-in text could not be cleaned: {e}")),
+                    None,
+                );
+            }
+        }
+    }
+    let ts = cleaned.as_ref().map_or(ts, |c| c.transfer_syntax.as_str());
     // Check once, before anything is written: the independent scanner, against this object's
     // own original identifiers.
     if let (Some(gate), Some(original)) = (gate, original.as_ref()) {
@@ -327,7 +378,14 @@ fn process_one(
         return failed(format!("output does not read back: {e}"));
     }
     match place(index, files, &dest, &rel, tmp, claims) {
-        Ok(None) => record(input, Outcome::Written, None, Some(rel)),
+        Ok(None) => {
+            let mut r = record(input, Outcome::Written, None, Some(rel));
+            if let Some(c) = cleaned {
+                r.pixel_boxes = Some(c.boxes);
+                r.pixel_rules = c.rules;
+            }
+            r
+        }
         Ok(Some(reason)) => record(input, Outcome::HeldBack, Some(reason), None),
         Err(e) => failed(format!("cannot write output: {e}")),
     }
@@ -441,6 +499,10 @@ mod tests {
         assert_eq!(
             super::numbers_as_n("element (0008,0018) holds 12 bytes: see 1.2.3"),
             "element (0008,0018) holds N bytes: see 1.2.3"
+        );
+        assert_eq!(
+            super::numbers_as_n("pixel data in JPEG 2000 (1.2.840.10008.1.2.4.90)"),
+            "pixel data in JPEG 2000 (1.2.840.10008.1.2.4.90)"
         );
     }
 }

@@ -13,7 +13,10 @@
 
 pub mod background;
 pub mod codec;
+pub mod detect;
 pub mod font;
+pub mod redact;
+pub mod rules;
 pub mod templates;
 
 /// Photometric Interpretation (0028,0004): how the samples of a pixel are to be read.

@@ -187,11 +187,14 @@ pub enum ProfileOption {
     CleanStructuredContent,
     /// Clean Graphics Option.
     CleanGraphics,
+    /// Clean Pixel Data Option: burned-in text is removed from the pixels (not a column of
+    /// Table E.1-1; it changes what is done to pixel data, not to attributes).
+    CleanPixelData,
 }
 
 impl ProfileOption {
     /// Every option this crate implements.
-    pub const ALL: [ProfileOption; 10] = [
+    pub const ALL: [ProfileOption; 11] = [
         ProfileOption::RetainSafePrivate,
         ProfileOption::RetainUids,
         ProfileOption::RetainDeviceIdentity,
@@ -202,6 +205,7 @@ impl ProfileOption {
         ProfileOption::CleanDescriptors,
         ProfileOption::CleanStructuredContent,
         ProfileOption::CleanGraphics,
+        ProfileOption::CleanPixelData,
     ];
 
     /// The option's command-line name: the standard's name in kebab-case.
@@ -217,6 +221,7 @@ impl ProfileOption {
             ProfileOption::CleanDescriptors => "clean-descriptors",
             ProfileOption::CleanStructuredContent => "clean-structured-content",
             ProfileOption::CleanGraphics => "clean-graphics",
+            ProfileOption::CleanPixelData => "clean-pixel-data",
         }
     }
 
@@ -228,6 +233,7 @@ impl ProfileOption {
     /// The code and meaning of this option in PS3.16 CID 7050 (De-identification Method).
     pub fn cid7050(self) -> (&'static str, &'static str) {
         match self {
+            ProfileOption::CleanPixelData => ("113101", "Clean Pixel Data Option"),
             ProfileOption::CleanGraphics => ("113103", "Clean Graphics Option"),
             ProfileOption::CleanStructuredContent => ("113104", "Clean Structured Content Option"),
             ProfileOption::CleanDescriptors => ("113105", "Clean Descriptors Option"),
@@ -257,16 +263,10 @@ pub const BASIC_PROFILE_CODE: (&str, &str) =
     ("113100", "Basic Application Confidentiality Profile");
 
 /// Options of the standard this build does not implement yet, with the reason given to users.
-pub const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    (
-        "clean-pixel-data",
-        "pixel cleaning (burned-in text) is not implemented yet",
-    ),
-    (
-        "clean-recognizable-visual-features",
-        "removal of recognizable visual features (faces) is not implemented yet",
-    ),
-];
+pub const NOT_YET_SUPPORTED: &[(&str, &str)] = &[(
+    "clean-recognizable-visual-features",
+    "removal of recognizable visual features (faces) is not implemented yet",
+)];
 
 /// A set of options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -280,6 +280,12 @@ impl OptionSet {
     #[must_use]
     pub const fn with(self, opt: ProfileOption) -> Self {
         OptionSet(self.0 | (1 << opt as u8))
+    }
+
+    /// This set without `opt`.
+    #[must_use]
+    pub const fn without(self, opt: ProfileOption) -> Self {
+        OptionSet(self.0 & !(1 << opt as u8))
     }
 
     /// Whether `opt` is in the set.

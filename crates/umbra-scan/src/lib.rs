@@ -102,6 +102,9 @@ pub enum Rule {
     AgainstText,
     /// An identifier of the originals found in raw bytes that no parsed value accounts for.
     AgainstRaw,
+    /// Text-like shapes in the pixels of an image that may carry burned-in text (found by the
+    /// caller, which decodes pixels; this crate does not).
+    PixelText,
     /// The file is not DICOM.
     NotDicom,
     /// The file looks like DICOM but cannot be read: nothing in it can be verified.
@@ -133,6 +136,7 @@ impl Rule {
         Rule::UnsupportedCharset,
         Rule::AgainstText,
         Rule::AgainstRaw,
+        Rule::PixelText,
         Rule::NotDicom,
         Rule::Unreadable,
     ];
@@ -162,6 +166,7 @@ impl Rule {
             Rule::UnsupportedCharset => "unsupported-charset",
             Rule::AgainstText => "against-text",
             Rule::AgainstRaw => "against-raw",
+            Rule::PixelText => "pixel-text",
             Rule::NotDicom => "not-dicom",
             Rule::Unreadable => "unreadable",
         }

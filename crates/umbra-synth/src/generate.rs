@@ -39,6 +39,13 @@ pub enum Profile {
         /// Slices per patient.
         slices: usize,
     },
+    /// Ultrasound at 640×480 with the name, MRN and birth date burned in (no Burned In
+    /// Annotation): single frames in native, JPEG baseline and RLE, and one multi-frame clip
+    /// per patient of `frames` frames: the pixel-cleaning speed corpus.
+    Us640 {
+        /// Frames of each patient's clip.
+        frames: u32,
+    },
 }
 
 impl Profile {
@@ -47,6 +54,7 @@ impl Profile {
         match self {
             Profile::Small => "small",
             Profile::Ct512 { .. } => "ct512",
+            Profile::Us640 { .. } => "us640",
         }
     }
 }
@@ -429,7 +437,7 @@ fn make_patient(
     let mut rng =
         ChaCha8Rng::seed_from_u64(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
     let script = match (opts.profile, index % 4) {
-        (Profile::Ct512 { .. }, _) => Script::Ascii,
+        (Profile::Ct512 { .. } | Profile::Us640 { .. }, _) => Script::Ascii,
         (_, 0) => Script::Ascii,
         (_, 1) => Script::Latin1,
         (_, 2) => Script::Utf8,
@@ -505,6 +513,7 @@ fn make_patient(
     match opts.profile {
         Profile::Small => small_patient(&mut ctx)?,
         Profile::Ct512 { slices } => ct512_patient(&mut ctx, slices)?,
+        Profile::Us640 { frames } => us640_patient(&mut ctx, frames)?,
     }
     let main_ids = [ctx.me.name, ctx.me.mrn, ctx.me.birth];
     Ok(PatientOut {
@@ -1280,7 +1289,12 @@ fn count_ink(img: &Image, frame: u32, rect: umbra_pixels::Rect, ink: u32) -> u32
 }
 
 /// Draws `lines` (identifier, text) from the top-left corner and records a box per line.
-fn burn(img: &mut Image, frame: Option<u32>, lines: &[(IdRef, String)]) -> Vec<(IdRef, BurnedBox)> {
+fn burn(
+    img: &mut Image,
+    frame: Option<u32>,
+    lines: &[(IdRef, String)],
+    scale: u16,
+) -> Vec<(IdRef, BurnedBox)> {
     let ink = if img.bits_allocated == 8 {
         255
     } else {
@@ -1289,7 +1303,7 @@ fn burn(img: &mut Image, frame: Option<u32>, lines: &[(IdRef, String)]) -> Vec<(
     let mut boxes = Vec::new();
     let mut y = 2u16;
     for (r, text) in lines {
-        let (w, h) = font::text_size(text, 1);
+        let (w, h) = font::text_size(text, scale);
         let probe = umbra_pixels::Rect {
             x: 2,
             y,
@@ -1298,7 +1312,7 @@ fn burn(img: &mut Image, frame: Option<u32>, lines: &[(IdRef, String)]) -> Vec<(
         };
         let f0 = frame.unwrap_or(0);
         let before = count_ink(img, f0, probe, ink);
-        let rect = font::draw_text(img, frame, 2, y, 1, text, ink);
+        let rect = font::draw_text(img, frame, 2, y, scale, text, ink);
         let after = count_ink(img, f0, rect, ink);
         boxes.push((
             *r,
@@ -1510,8 +1524,19 @@ fn small_patient(ctx: &mut Ctx<'_>) -> Result<(), GenerateError> {
     ctx.study_folder_ids = vec![st3.date_ref];
     let dir3 = format!("{base}/{}_MIXED", st3.date);
     radiograph(ctx, &st3, &format!("{dir3}/CR0001.dcm"))?;
-    ultrasound(ctx, &st3, false, &format!("{dir3}/US0001.dcm"))?;
-    ultrasound(ctx, &st3, true, &format!("{dir3}/US0002.dcm"))?;
+    let i = ctx.index;
+    ultrasound(
+        ctx,
+        &st3,
+        UsShape::small(i, false),
+        &format!("{dir3}/US0001.dcm"),
+    )?;
+    ultrasound(
+        ctx,
+        &st3,
+        UsShape::small(i, true),
+        &format!("{dir3}/US0002.dcm"),
+    )?;
     screen_capture(ctx, &st3, &format!("{dir3}/SC0001.dcm"))?;
     Ok(())
 }
@@ -1534,6 +1559,37 @@ fn ct512_patient(ctx: &mut Ctx<'_>, slices: usize) -> Result<(), GenerateError> 
         )?;
     }
     Ok(())
+}
+
+fn us640_patient(ctx: &mut Ctx<'_>, frames: u32) -> Result<(), GenerateError> {
+    let st = ctx.study(1, 2018);
+    ctx.study_folder_ids = vec![st.date_ref];
+    let dir = format!("{}/US", ctx.folder);
+    for (k, syntax) in [Syntax::ExplicitLe, Syntax::JpegBaseline, Syntax::Rle]
+        .into_iter()
+        .enumerate()
+    {
+        let shape = UsShape {
+            rows: 480,
+            columns: 640,
+            frames: 1,
+            syntax,
+            flagged: false,
+            scale: 2,
+            series: 1 + k as u64,
+        };
+        ultrasound(ctx, &st, shape, &format!("{dir}/US{:04}.dcm", k + 1))?;
+    }
+    let clip = UsShape {
+        rows: 480,
+        columns: 640,
+        frames,
+        syntax: Syntax::ExplicitLe,
+        flagged: false,
+        scale: 2,
+        series: 4,
+    };
+    ultrasound(ctx, &st, clip, &format!("{dir}/CLIP0001.dcm"))
 }
 
 fn enhanced_ct(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), GenerateError> {
@@ -2026,35 +2082,76 @@ fn radiograph(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), GenerateEr
 
 /// Ultrasound with the name, MRN and birth date burned into the top-left corner. Every third
 /// says so (Burned In Annotation YES); the others, like many real ones, do not.
+/// The shape of one ultrasound object.
+struct UsShape {
+    rows: u16,
+    columns: u16,
+    frames: u32,
+    syntax: Syntax,
+    /// Burned In Annotation YES, or absent (as on many real ones).
+    flagged: bool,
+    /// Font scale of the burned-in text.
+    scale: u16,
+    /// Series number within the study.
+    series: u64,
+}
+
+impl UsShape {
+    /// The correctness corpus's small ultrasound: 160x120, single frame (JPEG baseline or RLE)
+    /// or three frames (native); every third patient's say Burned In Annotation YES.
+    fn small(index: usize, multiframe: bool) -> UsShape {
+        UsShape {
+            rows: 120,
+            columns: 160,
+            frames: if multiframe { 3 } else { 1 },
+            syntax: if multiframe {
+                Syntax::ExplicitLe
+            } else if index.is_multiple_of(2) {
+                Syntax::JpegBaseline
+            } else {
+                Syntax::Rle
+            },
+            flagged: index.is_multiple_of(3),
+            scale: 1,
+            series: if multiframe { 3 } else { 2 },
+        }
+    }
+}
+
 fn ultrasound(
     ctx: &mut Ctx<'_>,
     st: &Study,
-    multiframe: bool,
+    shape: UsShape,
     rel: &str,
 ) -> Result<(), GenerateError> {
-    let series = ctx.series(st, if multiframe { 3 } else { 2 }, "US");
-    let syntax = if multiframe {
-        Syntax::ExplicitLe
-    } else if ctx.index.is_multiple_of(2) {
-        Syntax::JpegBaseline
-    } else {
-        Syntax::Rle
-    };
+    let series = ctx.series(st, shape.series, "US");
     let spec = ObjectSpec {
-        sop_class: if multiframe { US_MULTIFRAME } else { US_IMAGE },
+        sop_class: if shape.frames > 1 {
+            US_MULTIFRAME
+        } else {
+            US_IMAGE
+        },
         modality: "US",
-        syntax,
+        syntax: shape.syntax,
         instance: 1,
         preamble: false,
     };
     let mut node = Node::new(ctx.person.script == Script::Japanese);
     let sop = ctx.base(&mut node, st, &series, &spec, true);
     node.put(Tag(0x0008, 0x0008), VR::CS, "ORIGINAL\\PRIMARY\\ABDOMINAL");
-    if ctx.index.is_multiple_of(3) {
+    if shape.flagged {
         node.put(Tag(0x0028, 0x0301), VR::CS, "YES");
     }
-    let frames = if multiframe { 3 } else { 1 };
-    let mut img = Image::new(120, 160, 3, 8, 8, false, Photometric::Rgb, frames);
+    let mut img = Image::new(
+        shape.rows,
+        shape.columns,
+        3,
+        8,
+        8,
+        false,
+        Photometric::Rgb,
+        shape.frames,
+    );
     umbra_pixels::background::fill(
         &mut img,
         Background::Ultrasound,
@@ -2075,8 +2172,8 @@ fn ultrasound(
         (ctx.me.mrn, format!("ID {}", p.mrn)),
         (ctx.me.birth, format!("DOB {}", slash_date(&p.birth_date))),
     ];
-    let boxes = burn(&mut img, None, &lines);
-    if multiframe {
+    let boxes = burn(&mut img, None, &lines, shape.scale);
+    if shape.frames > 1 {
         node.put(Tag(0x0018, 0x1063), VR::DS, "33.3");
     }
     ctx.write_object(
@@ -2118,7 +2215,7 @@ fn screen_capture(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), Genera
         (ctx.me.mrn, format!("MRN: {}", p.mrn)),
         (st.date_ref, format!("Date: {}", slash_date(&st.date))),
     ];
-    let boxes = burn(&mut img, None, &lines);
+    let boxes = burn(&mut img, None, &lines, 1);
     ctx.write_object(
         node,
         rel.into(),

@@ -71,6 +71,21 @@ struct DeidArgs {
     /// recommended: the check is what catches what the profile misses.
     #[arg(long)]
     no_verify: bool,
+    /// With `--option clean-pixel-data`: a TOML file of known text regions added to the
+    /// built-in rules (repeatable; format in crates/umbra-pixels/data/rules/README.md).
+    #[arg(long, value_name = "FILE")]
+    pixel_rules: Vec<PathBuf>,
+    /// With `--option clean-pixel-data`: pixels added around every text box.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pixel_padding: u16,
+    /// With `--option clean-pixel-data`: fill boxes found in one frame in that frame only
+    /// (default: every box in every frame of a multi-frame image).
+    #[arg(long)]
+    pixel_per_frame: bool,
+    /// With `--option clean-pixel-data`: fill only the rules' known regions, without the text
+    /// detector (the detector still checks the result; text it finds holds the object back).
+    #[arg(long)]
+    pixel_rules_only: bool,
 }
 
 /// A usage problem: exit 2.
@@ -223,6 +238,29 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
     if let Some(m) = args.at_risk_modalities {
         config.at_risk_modalities = modalities(m);
     }
+    let pixels = if options.contains(ProfileOption::CleanPixelData) {
+        let mut cleaner = umbra_files::Cleaner {
+            padding: args.pixel_padding,
+            per_frame: args.pixel_per_frame,
+            detect_text: !args.pixel_rules_only,
+            ..Default::default()
+        };
+        for f in &args.pixel_rules {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| Usage(format!("cannot read {}: {e}", f.display())))?;
+            let more = umbra_pixels::rules::RuleSet::from_toml(&text, &f.display().to_string())
+                .map_err(|e| Usage(e.to_string()))?;
+            cleaner.rules.extend(more);
+        }
+        Some(std::sync::Arc::new(cleaner))
+    } else {
+        if !args.pixel_rules.is_empty() {
+            return Err(Usage(
+                "--pixel-rules needs --option clean-pixel-data".into(),
+            ));
+        }
+        None
+    };
     let engine = Deidentifier::new(config, Pseudonymizer::new(&key));
 
     let files =
@@ -263,6 +301,7 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
             out: args.out.clone(),
             jobs,
             verify: !args.no_verify,
+            pixels,
         },
         &|_| bar.inc(1),
     );

@@ -41,6 +41,10 @@ pub struct ScanArgs {
     /// Worker threads (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Which images to decode and search for burned-in text: at-risk (images of the at-risk
+    /// modalities and secondary captures), all, or none.
+    #[arg(long, value_enum, default_value_t = PixelCheck::AtRisk)]
+    pixels: PixelCheck,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -138,8 +142,12 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode, Usage> {
     if files.is_empty() {
         eprintln!("umbra: warning: no files found");
     }
-    let results: Vec<Vec<Finding>> =
-        pool.install(|| files.par_iter().map(|f| scan_file(&scanner, f)).collect());
+    let results: Vec<Vec<Finding>> = pool.install(|| {
+        files
+            .par_iter()
+            .map(|f| scan_file(&scanner, f, args.pixels))
+            .collect()
+    });
 
     let fail_on = Severity::from(args.fail_on);
     let failed = results.iter().flatten().any(|f| f.severity >= fail_on);
@@ -159,7 +167,74 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode, Usage> {
     })
 }
 
-fn scan_file(scanner: &Scanner, file: &Path) -> Vec<Finding> {
+/// Which images `umbra scan` decodes to look for burned-in text.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PixelCheck {
+    /// Images of the at-risk modalities and secondary captures.
+    AtRisk,
+    /// Every image.
+    All,
+    /// None.
+    None,
+}
+
+/// Burned-in text left in the pixels: decoded and searched with the text detector.
+fn pixel_findings(
+    scanner: &Scanner,
+    input: &umbra_files::ScanInput,
+    check: PixelCheck,
+) -> Option<Finding> {
+    use dicom_dictionary_std::tags;
+    let obj = &input.object;
+    obj.get(tags::PIXEL_DATA)?;
+    let text = |tag| {
+        obj.get(tag)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim().to_ascii_uppercase())
+            .unwrap_or_default()
+    };
+    let at_risk = scanner
+        .policy()
+        .at_risk_modalities
+        .contains(&text(tags::MODALITY))
+        || text(tags::SOP_CLASS_UID).starts_with("1.2.840.10008.5.1.4.1.1.7");
+    if check == PixelCheck::None || (check == PixelCheck::AtRisk && !at_risk) {
+        return None;
+    }
+    let finding = |severity, message: String| Finding {
+        path: "(7FE0,0010)".into(),
+        rule: Rule::PixelText,
+        severity,
+        category: "",
+        excerpt: String::new(),
+        message,
+    };
+    match umbra_files::pixels::residual_text(
+        obj,
+        input.raw_pixel_data.as_ref(),
+        &input.transfer_syntax,
+        &Default::default(),
+    ) {
+        Ok(boxes) if boxes.is_empty() => None,
+        Ok(boxes) => Some(finding(
+            Severity::Error,
+            format!(
+                "{} text-like region(s) in the pixels, the first at x {} y {} ({}x{})",
+                boxes.len(),
+                boxes[0].x,
+                boxes[0].y,
+                boxes[0].width,
+                boxes[0].height
+            ),
+        )),
+        Err(e) => Some(finding(
+            Severity::Warn,
+            format!("pixels not checked for burned-in text: {e}"),
+        )),
+    }
+}
+
+fn scan_file(scanner: &Scanner, file: &Path, pixels: PixelCheck) -> Vec<Finding> {
     let finding = |rule: Rule, severity: Severity, message: String| Finding {
         path: String::new(),
         rule,
@@ -169,14 +244,18 @@ fn scan_file(scanner: &Scanner, file: &Path) -> Vec<Finding> {
         message,
     };
     match umbra_files::read_for_scan(file) {
-        Ok(input) => scanner.scan(
-            &input.object,
-            input.meta.as_ref(),
-            Some(RawRegion {
-                bytes: &input.head,
-                offset: 0,
-            }),
-        ),
+        Ok(input) => {
+            let mut findings = scanner.scan(
+                &input.object,
+                input.meta.as_ref(),
+                Some(RawRegion {
+                    bytes: &input.head,
+                    offset: 0,
+                }),
+            );
+            findings.extend(pixel_findings(scanner, &input, pixels));
+            findings
+        }
         Err(ReadError::NotDicom) => vec![finding(
             Rule::NotDicom,
             Severity::Warn,

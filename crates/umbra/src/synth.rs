@@ -23,18 +23,23 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// small: every modality, transfer syntax, character set and hazard in small images (the
-    /// correctness corpus); ct512: one CT series of 512×512 slices per patient (throughput).
+    /// correctness corpus); ct512: one CT series of 512×512 slices per patient (throughput);
+    /// us640: 640×480 ultrasound with burned-in text (pixel-cleaning speed).
     #[arg(long, value_enum, default_value_t = ProfileName::Small)]
     profile: ProfileName,
     /// Slices per patient for --profile ct512.
     #[arg(long, default_value_t = 100)]
     slices: usize,
+    /// Frames of each patient's clip for --profile us640.
+    #[arg(long, default_value_t = 20)]
+    frames: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ProfileName {
     Small,
     Ct512,
+    Us640,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +69,9 @@ pub fn synth(args: SynthArgs) -> Result<ExitCode, Usage> {
         ProfileName::Small => Profile::Small,
         ProfileName::Ct512 => Profile::Ct512 {
             slices: args.slices,
+        },
+        ProfileName::Us640 => Profile::Us640 {
+            frames: args.frames,
         },
     };
     let opts = Options {

@@ -1,0 +1,548 @@
+//! Pixel cleaning for `clean-pixel-data`: the pixel data element is decoded, burned-in text is
+//! found (known regions from rule files, and a text detector) and filled, and the pixels are
+//! encoded back.
+//!
+//! Transfer syntaxes: native data (little or big endian, implicit or explicit, deflated) stays
+//! native; RLE and JPEG lossless are decoded and encoded again losslessly in the same syntax;
+//! JPEG baseline and extended (lossy) are decoded and written as Explicit VR Little Endian, so
+//! the image is not compressed lossily a second time (it keeps Lossy Image Compression 01, and
+//! grows). JPEG-LS, JPEG 2000 and others cannot be decoded by this build: such objects are held
+//! back with that reason. Everything that cannot be done right is an error, and the caller
+//! holds the object back: an object marked for cleaning is never written with its pixels
+//! unexamined.
+
+use crate::read::RawPixelData;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_core::value::{PixelFragmentSequence, PrimitiveValue, Value};
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::{StandardDataDictionary, tags};
+use dicom_object::{FileDicomObject, InMemDicomObject};
+use umbra_pixels::codec::{self, Codec};
+use umbra_pixels::{Image, Photometric, Rect, detect, redact, rules::RuleSet};
+
+/// How pixels are cleaned in a run.
+#[derive(Debug)]
+pub struct Cleaner {
+    /// Known regions of burned-in text.
+    pub rules: RuleSet,
+    /// Text detector settings.
+    pub detect: detect::Params,
+    /// Run the text detector (off: known regions from the rules only, as RSNA CTP's pixel
+    /// anonymizer works; the final check still runs the detector).
+    pub detect_text: bool,
+    /// After filling, run the detector once more and refuse the object if it finds text outside
+    /// what was filled (fail closed; on by default).
+    pub check_after: bool,
+    /// Pixels added around every box.
+    pub padding: u16,
+    /// Boxes found in one frame are filled in that frame only (default: in every frame).
+    pub per_frame: bool,
+}
+
+impl Default for Cleaner {
+    fn default() -> Self {
+        Cleaner {
+            rules: RuleSet::builtin(),
+            detect: detect::Params::default(),
+            detect_text: true,
+            check_after: true,
+            padding: 3,
+            per_frame: false,
+        }
+    }
+}
+
+/// What cleaning did to one object.
+#[derive(Debug, Clone)]
+pub struct Cleaned {
+    /// Boxes filled (after merging), over all frames.
+    pub boxes: usize,
+    /// Rules that matched.
+    pub rules: Vec<String>,
+    /// The transfer syntax the object is written in now.
+    pub transfer_syntax: String,
+}
+
+/// Rounds of detect-and-fill before the final check.
+const MAX_ROUNDS: usize = 3;
+
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+
+/// Cleans the pixels of `obj` (read in `ts`; its pixel data in the object or carried `raw`)
+/// and puts the cleaned pixel data element into `obj`. On success the raw element must no
+/// longer be written.
+pub fn clean(
+    obj: &mut FileDicomObject<InMemDicomObject>,
+    raw: Option<&RawPixelData>,
+    ts: &str,
+    cleaner: &Cleaner,
+) -> Result<Cleaned, String> {
+    let (mut img, geometry) = decode(obj, raw, ts)?;
+
+    // Regions: known ones by rule, then what the detector finds.
+    let meta = obj.meta().clone();
+    let attr = |keyword: &str| -> Option<String> {
+        let from_meta = match keyword {
+            "TransferSyntaxUID" => Some(meta.transfer_syntax().to_owned()),
+            "MediaStorageSOPClassUID" => Some(meta.media_storage_sop_class_uid().to_owned()),
+            "ImplementationClassUID" => Some(meta.implementation_class_uid().to_owned()),
+            "ImplementationVersionName" => meta.implementation_version_name.clone(),
+            "SourceApplicationEntityTitle" => meta.source_application_entity_title.clone(),
+            _ => None,
+        };
+        if let Some(v) = from_meta {
+            return Some(v.trim_end_matches(['\0', ' ']).to_owned());
+        }
+        let tag = StandardDataDictionary.by_name(keyword)?.tag_range().inner();
+        obj.element(tag)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim().to_owned())
+    };
+    let by_rule = cleaner.rules.regions(&attr, img.rows, img.columns);
+    let rule_names: Vec<String> = by_rule.iter().map(|(n, _)| n.clone()).collect();
+    let rule_boxes: Vec<Rect> = by_rule.into_iter().map(|(_, r)| r).collect();
+    // Up to three rounds: text next to filled text can stand out only once its neighbours
+    // are gone. Then the detector must find nothing new.
+    let mut filled: Vec<Rect> = Vec::new();
+    for round in 0..MAX_ROUNDS {
+        let mut found_any = false;
+        let frames: Vec<Option<u32>> = if cleaner.per_frame {
+            (0..img.frames).map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for frame in frames {
+            let mut found = match frame {
+                _ if !cleaner.detect_text => Vec::new(),
+                Some(f) => detect::find_text(&img, f, &cleaner.detect),
+                None => detect::find_text_all_frames(&img, &cleaner.detect),
+            };
+            if round == 0 {
+                found.extend(rule_boxes.iter().copied());
+            }
+            let found = redact::union(&found);
+            found_any |= !found.is_empty();
+            redact::fill(&mut img, frame, &found, cleaner.padding);
+            filled.extend(found);
+        }
+        if !found_any {
+            break;
+        }
+    }
+    let boxes = redact::union(&filled).len();
+    // Check once: what the detector finds now must lie in what was filled.
+    let filled: Vec<Rect> = filled
+        .iter()
+        .map(|r| redact::pad(*r, cleaner.padding))
+        .collect();
+    let inside = |b: &Rect| {
+        let (cx, cy) = (b.x + b.width / 2, b.y + b.height / 2);
+        filled
+            .iter()
+            .any(|f| cx >= f.x && cx < f.x + f.width && cy >= f.y && cy < f.y + f.height)
+    };
+    if let Some(b) = detect::find_text_all_frames(&img, &cleaner.detect)
+        .iter()
+        .find(|b| cleaner.check_after && !inside(b))
+    {
+        return Err(format!(
+            "text is still found after cleaning, at x {} y {} ({}x{})",
+            b.x, b.y, b.width, b.height
+        ));
+    }
+
+    // Back into the object.
+    let (new_ts, element) = match ts {
+        EXPLICIT_LE | IMPLICIT_LE | DEFLATED | EXPLICIT_BE => {
+            (ts.to_owned(), native_element(&img, ts))
+        }
+        codec::RLE_LOSSLESS => (ts.to_owned(), encapsulated(&img, Codec::RleLossless)?),
+        codec::JPEG_LOSSLESS | codec::JPEG_LOSSLESS_SV1 => {
+            (ts.to_owned(), encapsulated(&img, Codec::JpegLossless)?)
+        }
+        codec::JPEG_BASELINE | codec::JPEG_EXTENDED => {
+            // lossy input: decoded and kept as it is now, never compressed lossily again
+            let ds = &mut **obj;
+            ds.put(DataElement::new(
+                tags::LOSSY_IMAGE_COMPRESSION,
+                VR::CS,
+                PrimitiveValue::from("01"),
+            ));
+            (EXPLICIT_LE.to_owned(), native_element(&img, EXPLICIT_LE))
+        }
+        other => {
+            return Err(format!(
+                "pixel data in transfer syntax {other} cannot be encoded again by this build"
+            ));
+        }
+    };
+    if img.photometric != geometry.photometric {
+        obj.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from(img.photometric.as_str()),
+        ));
+    }
+    if img.samples > 1 {
+        obj.put(DataElement::new(
+            tags::PLANAR_CONFIGURATION,
+            VR::US,
+            PrimitiveValue::from(0u16),
+        ));
+    }
+    obj.put(element);
+    if new_ts != ts {
+        obj.meta_mut().transfer_syntax = new_ts.clone();
+        obj.meta_mut().update_information_group_length();
+    }
+    Ok(Cleaned {
+        boxes,
+        rules: rule_names,
+        transfer_syntax: new_ts,
+    })
+}
+
+/// Decodes the pixel data of `obj` (read in `ts`; the element in the object or carried `raw`)
+/// into native interleaved pixels; also returns the geometry the data set declares.
+pub fn decode(
+    obj: &InMemDicomObject,
+    raw: Option<&RawPixelData>,
+    ts: &str,
+) -> Result<(Image, Image), String> {
+    if obj.get(tags::FLOAT_PIXEL_DATA).is_some() || obj.get(tags::DOUBLE_FLOAT_PIXEL_DATA).is_some()
+    {
+        return Err("float pixel data cannot be cleaned".into());
+    }
+    if ![
+        EXPLICIT_LE,
+        IMPLICIT_LE,
+        DEFLATED,
+        EXPLICIT_BE,
+        codec::RLE_LOSSLESS,
+        codec::JPEG_BASELINE,
+        codec::JPEG_EXTENDED,
+        codec::JPEG_LOSSLESS,
+        codec::JPEG_LOSSLESS_SV1,
+    ]
+    .contains(&ts)
+    {
+        return Err(format!(
+            "pixel data in {} cannot be decoded by this build",
+            syntax_name(ts)
+        ));
+    }
+    let geometry = geometry(obj)?;
+    let value = match raw {
+        Some(r) => {
+            let bytes = r
+                .to_vec()
+                .map_err(|e| format!("cannot read the pixel data: {e}"))?;
+            parse_element(&bytes, ts)?
+        }
+        None => from_object(obj)?,
+    };
+    let planar = int(obj, tags::PLANAR_CONFIGURATION).unwrap_or(0) == 1;
+    let img = match &value {
+        Pixels::Native(bytes) => {
+            let mut bytes = bytes.clone();
+            if ts == EXPLICIT_BE && geometry.bits_allocated == 16 {
+                for w in bytes.chunks_exact_mut(2) {
+                    w.swap(0, 1);
+                }
+            }
+            let need = geometry.frame_len() * geometry.frames as usize;
+            if bytes.len() < need {
+                return Err(format!(
+                    "pixel data holds {} bytes where the image needs {need}",
+                    bytes.len()
+                ));
+            }
+            bytes.truncate(need);
+            if planar && geometry.samples > 1 {
+                bytes = planar_to_interleaved(&bytes, &geometry);
+            }
+            codec::decode(EXPLICIT_LE, &[&bytes], &geometry).map_err(|e| e.to_string())?
+        }
+        Pixels::Fragments { offsets, fragments } => {
+            let frames = group_frames(offsets, fragments, geometry.frames)?;
+            let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            codec::decode(ts, &refs, &geometry).map_err(|e| match e {
+                codec::CodecError::Unsupported(what) => format!(
+                    "pixel data in {} cannot be decoded by this build ({what})",
+                    syntax_name(ts)
+                ),
+                e => format!("pixel data cannot be decoded: {e}"),
+            })?
+        }
+    };
+
+    Ok((img, geometry))
+}
+
+/// Text the detector still finds in the pixels of `obj` (for `umbra scan` and for checking a
+/// cleaned object): boxes in any frame.
+pub fn residual_text(
+    obj: &InMemDicomObject,
+    raw: Option<&RawPixelData>,
+    ts: &str,
+    params: &detect::Params,
+) -> Result<Vec<Rect>, String> {
+    let (img, _) = decode(obj, raw, ts)?;
+    Ok(detect::find_text_all_frames(&img, params))
+}
+
+/// A transfer syntax's name for messages.
+fn syntax_name(ts: &str) -> String {
+    let name = match ts {
+        "1.2.840.10008.1.2.4.51" => "JPEG Extended (12-bit)",
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "JPEG-LS",
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => "JPEG 2000",
+        "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => {
+            "HTJ2K"
+        }
+        "1.2.840.10008.1.2.4.100"
+        | "1.2.840.10008.1.2.4.101"
+        | "1.2.840.10008.1.2.4.102"
+        | "1.2.840.10008.1.2.4.103"
+        | "1.2.840.10008.1.2.4.104"
+        | "1.2.840.10008.1.2.4.105"
+        | "1.2.840.10008.1.2.4.106"
+        | "1.2.840.10008.1.2.4.107"
+        | "1.2.840.10008.1.2.4.108" => "MPEG video",
+        _ => "transfer syntax",
+    };
+    format!("{name} ({ts})")
+}
+
+enum Pixels {
+    Native(Vec<u8>),
+    Fragments {
+        offsets: Vec<u32>,
+        fragments: Vec<Vec<u8>>,
+    },
+}
+
+fn int(obj: &InMemDicomObject, tag: Tag) -> Option<u32> {
+    obj.element(tag).ok()?.to_int::<u32>().ok()
+}
+
+/// The image geometry the data set declares.
+fn geometry(obj: &InMemDicomObject) -> Result<Image, String> {
+    let need = |tag: Tag, name: &str| int(obj, tag).ok_or_else(|| format!("no valid {name}"));
+    let rows = need(tags::ROWS, "Rows")?;
+    let columns = need(tags::COLUMNS, "Columns")?;
+    let bits_allocated = need(tags::BITS_ALLOCATED, "Bits Allocated")?;
+    let samples = int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let bits_stored = int(obj, tags::BITS_STORED).unwrap_or(bits_allocated);
+    let signed = int(obj, tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1;
+    let frames = obj
+        .element(tags::NUMBER_OF_FRAMES)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(1);
+    let photometric = obj
+        .element(tags::PHOTOMETRIC_INTERPRETATION)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let photometric = Photometric::parse(&photometric).ok_or_else(|| {
+        format!("Photometric Interpretation {photometric:?} cannot be cleaned by this build")
+    })?;
+    if !(bits_allocated == 8 || bits_allocated == 16) || !(samples == 1 || samples == 3) {
+        return Err(format!(
+            "{bits_allocated}-bit pixels with {samples} samples cannot be cleaned by this build"
+        ));
+    }
+    if rows == 0 || columns == 0 || rows > 65535 || columns > 65535 || frames == 0 {
+        return Err("image size out of range".into());
+    }
+    Ok(Image {
+        rows: rows as u16,
+        columns: columns as u16,
+        samples: samples as u16,
+        bits_allocated: bits_allocated as u16,
+        bits_stored: bits_stored.clamp(1, bits_allocated) as u16,
+        signed,
+        photometric,
+        frames,
+        data: Vec::new(),
+    })
+}
+
+/// The pixel data of an object read whole.
+fn from_object(obj: &InMemDicomObject) -> Result<Pixels, String> {
+    let e = obj
+        .element(tags::PIXEL_DATA)
+        .map_err(|_| "no pixel data".to_owned())?;
+    Ok(match e.value() {
+        Value::PixelSequence(s) => Pixels::Fragments {
+            offsets: s.offset_table().to_vec(),
+            fragments: s.fragments().to_vec(),
+        },
+        Value::Primitive(PrimitiveValue::U16(w)) => {
+            Pixels::Native(w.iter().flat_map(|x| x.to_le_bytes()).collect())
+        }
+        Value::Primitive(p) => Pixels::Native(p.to_bytes().into_owned()),
+        Value::Sequence(_) => return Err("pixel data is a sequence".into()),
+    })
+}
+
+/// Parses the raw pixel data element (tag, VR, length, value or items) as the file holds it.
+fn parse_element(b: &[u8], ts: &str) -> Result<Pixels, String> {
+    let big = ts == EXPLICIT_BE;
+    let u16_at = |i: usize| -> Option<u16> {
+        let s: [u8; 2] = b.get(i..i + 2)?.try_into().ok()?;
+        Some(if big {
+            u16::from_be_bytes(s)
+        } else {
+            u16::from_le_bytes(s)
+        })
+    };
+    let u32_at = |i: usize, big: bool| -> Option<u32> {
+        let s: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
+        Some(if big {
+            u32::from_be_bytes(s)
+        } else {
+            u32::from_le_bytes(s)
+        })
+    };
+    let bad = || "pixel data element is malformed".to_owned();
+    if (u16_at(0), u16_at(2)) != (Some(0x7FE0), Some(0x0010)) {
+        return Err(bad());
+    }
+    let (len, mut at): (u32, usize) = if ts == IMPLICIT_LE {
+        (u32_at(4, false).ok_or_else(bad)?, 8)
+    } else {
+        (u32_at(8, big).ok_or_else(bad)?, 12)
+    };
+    if len != u32::MAX {
+        let end = at.checked_add(len as usize).ok_or_else(bad)?;
+        return Ok(Pixels::Native(b.get(at..end).ok_or_else(bad)?.to_vec()));
+    }
+    // encapsulated: items (FFFE,E000), then the sequence delimiter (FFFE,E0DD); always little
+    // endian
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let g = u32_at(at, false).ok_or_else(bad)?;
+        let l = u32_at(at + 4, false).ok_or_else(bad)? as usize;
+        at += 8;
+        match g {
+            0xE000_FFFE => {
+                let end = at.checked_add(l).ok_or_else(bad)?;
+                items.push(b.get(at..end).ok_or_else(bad)?.to_vec());
+                at = end;
+            }
+            0xE0DD_FFFE => break,
+            _ => return Err(bad()),
+        }
+    }
+    if items.is_empty() {
+        return Err(bad());
+    }
+    let bot = items.remove(0);
+    let offsets = bot
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(Pixels::Fragments {
+        offsets,
+        fragments: items,
+    })
+}
+
+/// The encoded frames of encapsulated pixel data: one fragment per frame, all fragments of a
+/// single frame, or fragments grouped by the basic offset table.
+fn group_frames(
+    offsets: &[u32],
+    fragments: &[Vec<u8>],
+    frames: u32,
+) -> Result<Vec<Vec<u8>>, String> {
+    if fragments.len() == frames as usize {
+        return Ok(fragments.to_vec());
+    }
+    if frames == 1 {
+        return Ok(vec![fragments.concat()]);
+    }
+    if offsets.len() == frames as usize {
+        // offsets count item bytes (8-byte headers included) from the first fragment
+        let mut starts = Vec::new();
+        let mut pos = 0u64;
+        for f in fragments {
+            starts.push(pos);
+            pos += 8 + f.len() as u64;
+        }
+        let mut out = Vec::new();
+        for (k, &o) in offsets.iter().enumerate() {
+            let end = offsets.get(k + 1).map_or(u64::MAX, |&e| u64::from(e));
+            let frame: Vec<u8> = fragments
+                .iter()
+                .zip(&starts)
+                .filter(|(_, s)| **s >= u64::from(o) && **s < end)
+                .flat_map(|(f, _)| f.iter().copied())
+                .collect();
+            if frame.is_empty() {
+                return Err("the basic offset table does not match the fragments".into());
+            }
+            out.push(frame);
+        }
+        return Ok(out);
+    }
+    Err(format!(
+        "{} fragments for {frames} frames and no offset table to group them",
+        fragments.len()
+    ))
+}
+
+fn planar_to_interleaved(bytes: &[u8], g: &Image) -> Vec<u8> {
+    let bps = usize::from(g.bits_allocated / 8);
+    let plane = usize::from(g.rows) * usize::from(g.columns) * bps;
+    let frame = plane * usize::from(g.samples);
+    let mut out = vec![0u8; bytes.len()];
+    for (f, chunk) in bytes.chunks(frame).enumerate() {
+        for p in 0..usize::from(g.rows) * usize::from(g.columns) {
+            for s in 0..usize::from(g.samples) {
+                let src = s * plane + p * bps;
+                let dst = f * frame + (p * usize::from(g.samples) + s) * bps;
+                if src + bps <= chunk.len() && dst + bps <= out.len() {
+                    out[dst..dst + bps].copy_from_slice(&chunk[src..src + bps]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A native Pixel Data element for `img` in `ts` (words for big endian, which dicom-rs swaps).
+fn native_element(img: &Image, ts: &str) -> DataElement<InMemDicomObject> {
+    let mut data = img.data.clone();
+    if data.len() % 2 == 1 {
+        data.push(0);
+    }
+    if img.bits_allocated == 16 {
+        if ts == EXPLICIT_BE {
+            let words: Vec<u16> = data
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(words.into()));
+        }
+        return DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U8(data.into()));
+    }
+    DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(data.into()))
+}
+
+fn encapsulated(img: &Image, codec: Codec) -> Result<DataElement<InMemDicomObject>, String> {
+    let enc =
+        codec::encode(img, codec).map_err(|e| format!("cannot encode the cleaned pixels: {e}"))?;
+    Ok(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PixelFragmentSequence::new(Vec::<u32>::new(), enc.fragments),
+    ))
+}

@@ -1,0 +1,647 @@
+//! Finding text burned into pixels, on the CPU, with no trained model.
+//!
+//! Burned-in annotations are drawn by a machine: strokes of one flat colour (white, grey,
+//! yellow, green, cyan; sometimes black on a light label), a few pixels thick, in glyphs of one
+//! height laid out on a line. The detector looks for exactly that and nothing more:
+//!
+//! 1. **Luminance plane** (8-bit): RGB → Rec. 601 luma (`(77 R + 150 G + 29 B) / 256`); YBR → its
+//!    Y sample; MONOCHROME1 is inverted; palette colour uses the index as a level (no LUT is at
+//!    hand). 8-bit samples with fewer bits stored are shifted up; 16-bit samples are windowed
+//!    from their 1st to their 99.5th percentile (whatever the bits stored say, CT and radiograph
+//!    values rarely use their range). Colour images also give a chroma plane (max − min of the
+//!    three samples, or |Cb − 128| + |Cr − 128|).
+//! 2. **Candidate masks**, each labelled on its own so that a stroke is not swallowed by a
+//!    neighbouring bright region of another kind:
+//!    - *white top-hat* (level minus its morphological opening by a square of
+//!      [`Params::window`] pixels, larger than any stroke): thin bright strokes on any
+//!      background, flat or textured. The threshold adapts per 32×32 tile: the tile's median
+//!      top-hat plus the larger of [`Params::tophat_margin`] and [`Params::texture`] times the
+//!      median interquartile range of the 3×3 tiles around it, at least [`Params::tophat_min`]
+//!      and at most [`Params::tophat_cap`]. On flat backgrounds median and spread are 0 and faint
+//!      grey text passes; on ultrasound speckle or anatomy they are high and only strokes
+//!      clearly brighter than the texture pass, so speckle does not percolate into blobs;
+//!    - *black top-hat* (closing minus level), the same way: dark strokes on light labels and
+//!      bright anatomy ([`Params::dark_text`]);
+//!    - *near white* (level ≥ [`Params::bright`]): large glyphs whose strokes are wider than
+//!      the top-hat window;
+//!    - *saturated colour* (chroma ≥ [`Params::chroma`] and level ≥ 64): coloured text over
+//!      grey pictures.
+//! 3. **Connected components** (8-connected, on runs). A component is a glyph (or several
+//!    touching glyphs) when its height is within [`Params::min_height`]..=[`Params::max_height`],
+//!    its width at most [`Params::max_aspect`] heights, its fill ratio (ink over bounding box)
+//!    within [`Params::min_fill`]..=[`Params::max_fill`], and its mean stroke width
+//!    (2 × area / perimeter) at most [`Params::max_stroke`] of its height (strokes are thin;
+//!    bone, bars and blobs are not), and its roughness (mean level difference between
+//!    horizontally adjacent pixels of the component) at most [`Params::max_roughness`]
+//!    (burned-in strokes are flat; clusters of speckle are not). Components of 10 px or less
+//!    are too coarse for fill and stroke width: only the roughness test applies to them.
+//! 4. **Lines**: glyphs are joined (union-find) when their heights differ by at most a factor
+//!    [`Params::max_height_ratio`], they overlap vertically by at least 60% of the smaller one, and
+//!    the horizontal gap is at most [`Params::line_gap`] heights (word spaces included). A line
+//!    is kept when it has at least two glyph components, or one component at least
+//!    [`Params::min_single_aspect`] times as wide as high (a word of touching bold glyphs).
+//! 5. Line boxes are merged when they overlap or touch ([`crate::redact::union`]).
+//!
+//! What it avoids: CT bone and the patient table (solid: fill and stroke width too high; a
+//! ring of cortex is one component, not a line), the ultrasound fan edge and tissue layers
+//! (longer than [`Params::max_aspect`], or taller than [`Params::max_height`]), speckle (the
+//! adaptive threshold; specks under [`Params::min_height`]). What it misses: single isolated
+//! characters (one glyph is not a line), glyphs shorter than [`Params::min_height`] (such as a
+//! lone `.` or `-`: they are usually inside their line's box anyway), text taller than
+//! [`Params::max_height`], text of a level and colour within the texture under it, and
+//! hand-written or rotated text.
+
+use crate::{Image, Photometric, Rect};
+
+/// Tuning of [`find_text`]; the defaults are tuned on the generated set of the `text_eval`
+/// example and the public ultrasound samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Smallest glyph component height in pixels.
+    pub min_height: u16,
+    /// Largest glyph component height in pixels.
+    pub max_height: u16,
+    /// Side of the square structuring element of the top-hats (odd; wider than a stroke).
+    pub window: u16,
+    /// Least top-hat value (8-bit levels) of a stroke pixel.
+    pub tophat_min: u8,
+    /// Added to a tile's median top-hat to give its threshold.
+    pub tophat_margin: u8,
+    /// Largest tile threshold (so text brighter than any texture always passes).
+    pub tophat_cap: u8,
+    /// A tile's threshold is at least its median plus this many times the median
+    /// interquartile range of the top-hat in it and its eight neighbours (texture).
+    pub texture: f32,
+    /// Level at or above which a pixel is a candidate whatever its surroundings.
+    pub bright: u8,
+    /// Chroma at or above which a colour pixel is a candidate.
+    pub chroma: u8,
+    /// Look for dark text on light backgrounds too (black top-hat).
+    pub dark_text: bool,
+    /// Smallest fill ratio of a glyph component.
+    pub min_fill: f32,
+    /// Largest fill ratio of a glyph component.
+    pub max_fill: f32,
+    /// Largest mean stroke width of a glyph component, as a fraction of its height.
+    pub max_stroke: f32,
+    /// Largest mean absolute level difference between horizontally adjacent pixels of a
+    /// component: burned-in strokes are flat, clusters of speckle are not.
+    pub max_roughness: f32,
+    /// Largest width of a component, in heights.
+    pub max_aspect: f32,
+    /// Largest ratio of the heights of two glyphs on one line.
+    pub max_height_ratio: f32,
+    /// Largest horizontal gap between two glyphs on one line, in heights of the taller.
+    pub line_gap: f32,
+    /// A line of one component is kept when it is at least this many heights wide.
+    pub min_single_aspect: f32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            min_height: 5,
+            max_height: 48,
+            window: 21,
+            tophat_min: 25,
+            tophat_margin: 30,
+            tophat_cap: 200,
+            texture: 1.5,
+            bright: 230,
+            chroma: 80,
+            dark_text: true,
+            min_fill: 0.12,
+            max_fill: 0.85,
+            max_stroke: 0.5,
+            max_roughness: 20.0,
+            max_aspect: 15.0,
+            max_height_ratio: 2.2,
+            line_gap: 2.5,
+            min_single_aspect: 2.0,
+        }
+    }
+}
+
+/// Boxes of text lines in one frame (empty when the frame is outside the image or its data is
+/// short). Boxes are tight around the detected ink; pad them when redacting.
+pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
+    let (w, h) = (usize::from(img.columns), usize::from(img.rows));
+    if frame >= img.frames || w == 0 || h == 0 || img.samples == 0 {
+        return Vec::new();
+    }
+    let start = frame as usize * img.frame_len();
+    let Some(data) = img.data.get(start..start + img.frame_len()) else {
+        return Vec::new();
+    };
+    let (level, chroma) = planes(img, data);
+    let mut comps = Vec::new();
+    let r = usize::from(params.window.max(3) / 2);
+    let eroded = extreme(&level, w, h, r, false);
+    let opened = extreme(&eroded, w, h, r, true);
+    let tophat: Vec<u8> = level
+        .iter()
+        .zip(&opened)
+        .map(|(&a, &b)| a.saturating_sub(b))
+        .collect();
+    drop(eroded);
+    let mask = adaptive(&tophat, w, h, params);
+    components(&mask, &level, w, h, params, &mut comps);
+    if params.dark_text {
+        let dilated = extreme(&level, w, h, r, true);
+        let closed = extreme(&dilated, w, h, r, false);
+        let blackhat: Vec<u8> = closed
+            .iter()
+            .zip(&level)
+            .map(|(&a, &b)| a.saturating_sub(b))
+            .collect();
+        let mask = adaptive(&blackhat, w, h, params);
+        components(&mask, &level, w, h, params, &mut comps);
+    }
+    let mask: Vec<u8> = level
+        .iter()
+        .map(|&v| u8::from(v >= params.bright))
+        .collect();
+    components(&mask, &level, w, h, params, &mut comps);
+    if let Some(chroma) = chroma {
+        let mask: Vec<u8> = chroma
+            .iter()
+            .zip(&level)
+            .map(|(&c, &l)| u8::from(c >= params.chroma && l >= 64))
+            .collect();
+        components(&mask, &level, w, h, params, &mut comps);
+    }
+    lines(&mut comps, params)
+}
+
+/// The union of the text boxes of every frame, merged ([`crate::redact::union`]).
+pub fn find_text_all_frames(img: &Image, params: &Params) -> Vec<Rect> {
+    let mut all = Vec::new();
+    for f in 0..img.frames {
+        all.extend(find_text(img, f, params));
+    }
+    crate::redact::union(&all)
+}
+
+/// The 8-bit level plane and, for colour images, the chroma plane of one frame.
+fn planes(img: &Image, data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    let n = usize::from(img.rows) * usize::from(img.columns);
+    let spp = usize::from(img.samples);
+    let bytes = img.bytes_per_sample();
+    let mut raw: Vec<u32> = Vec::new();
+    let sample = |i: usize, s: usize| -> u32 {
+        let at = (i * spp + s) * bytes;
+        if bytes == 1 {
+            u32::from(data[at])
+        } else {
+            u32::from(u16::from_le_bytes([data[at], data[at + 1]]))
+        }
+    };
+    let colour = spp >= 3;
+    let ybr = img.photometric.is_ybr();
+    if bytes == 1 {
+        let shift = 8u32.saturating_sub(u32::from(img.bits_stored.clamp(1, 8)));
+        if colour && spp == 3 {
+            let mut level = Vec::with_capacity(n);
+            let mut chroma = Vec::with_capacity(n);
+            for px in data[..n * 3].chunks_exact(3) {
+                let (a, b, c) = (u32::from(px[0]), u32::from(px[1]), u32::from(px[2]));
+                if ybr {
+                    level.push((a << shift).min(255) as u8);
+                    let d = b.abs_diff(128) + c.abs_diff(128);
+                    chroma.push((d << shift).min(255) as u8);
+                } else {
+                    level.push((((77 * a + 150 * b + 29 * c) >> 8) << shift).min(255) as u8);
+                    let mx = a.max(b).max(c);
+                    let mn = a.min(b).min(c);
+                    chroma.push(((mx - mn) << shift).min(255) as u8);
+                }
+            }
+            return (level, Some(chroma));
+        }
+        let mut level: Vec<u8> = (0..n)
+            .map(|i| ((sample(i, 0) << shift).min(255)) as u8)
+            .collect();
+        if img.photometric == Photometric::Monochrome1 {
+            level.iter_mut().for_each(|v| *v = 255 - *v);
+        }
+        return (level, None);
+    }
+    // 16-bit: one value per pixel (luma for colour), then a percentile window.
+    let bits = u32::from(img.bits_stored.clamp(1, 16));
+    let mask = if bits == 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    };
+    let mut chroma = None;
+    if colour {
+        let mut c = Vec::with_capacity(n);
+        raw.reserve(n);
+        for i in 0..n {
+            let (a, b, d) = (
+                sample(i, 0) & mask,
+                sample(i, 1) & mask,
+                sample(i, 2) & mask,
+            );
+            if ybr {
+                let mid = 1u32 << (bits - 1);
+                raw.push(a);
+                c.push(
+                    ((b.abs_diff(mid) + d.abs_diff(mid)) >> bits.saturating_sub(8)).min(255) as u8,
+                );
+            } else {
+                raw.push((77 * a + 150 * b + 29 * d) >> 8);
+                c.push(
+                    ((a.max(b).max(d) - a.min(b).min(d)) >> bits.saturating_sub(8)).min(255) as u8,
+                );
+            }
+        }
+        chroma = Some(c);
+    } else {
+        raw.extend((0..n).map(|i| {
+            let v = sample(i, 0) & mask;
+            if img.signed {
+                // Sign-extend from bits stored, then offset into 0..65536.
+                let s = ((v << (32 - bits)) as i32) >> (32 - bits);
+                (s + 32768).clamp(0, 65535) as u32
+            } else {
+                v
+            }
+        }));
+    }
+    let mut hist = vec![0u32; 65536];
+    for &v in &raw {
+        hist[v.min(65535) as usize] += 1;
+    }
+    let quantile = |q: f64| -> u32 {
+        let target = (q * n as f64) as u64;
+        let mut acc = 0u64;
+        for (v, &c) in hist.iter().enumerate() {
+            acc += u64::from(c);
+            if acc > target {
+                return v as u32;
+            }
+        }
+        65535
+    };
+    let lo = quantile(0.01);
+    let hi = quantile(0.995).max(lo + 1);
+    let span = f64::from(hi - lo);
+    let mut level: Vec<u8> = raw
+        .iter()
+        .map(|&v| ((f64::from(v.saturating_sub(lo)) * 255.0 / span).min(255.0)) as u8)
+        .collect();
+    if img.photometric == Photometric::Monochrome1 {
+        level.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    (level, chroma)
+}
+
+/// Sliding maximum (`max`) or minimum over a (2r+1)-square window, separably; pixels outside
+/// the image do not take part.
+fn extreme(src: &[u8], w: usize, h: usize, r: usize, max: bool) -> Vec<u8> {
+    let op = |a: u8, b: u8| if max { a.max(b) } else { a.min(b) };
+    let len = 2 * r + 1;
+    // Largest power of two not above the window.
+    let p = 1usize << (usize::BITS - 1 - len.leading_zeros());
+    // Horizontal: m_p[x] = op over [x, x + p), then out[x] = op(m_p[x - r], m_p[x - r + len - p]).
+    let mut out = vec![0u8; w * h];
+    let mut m = vec![0u8; w];
+    for y in 0..h {
+        let row = &src[y * w..(y + 1) * w];
+        m.copy_from_slice(row);
+        let mut span = 1;
+        while span < p {
+            for x in 0..w {
+                if x + span < w {
+                    m[x] = op(m[x], m[x + span]);
+                }
+            }
+            span *= 2;
+        }
+        let dst = &mut out[y * w..(y + 1) * w];
+        for (x, d) in dst.iter_mut().enumerate() {
+            // Window [x - r, x + r] clipped: cover it with two runs of p starting at a and b.
+            let a = x.saturating_sub(r);
+            let end = (x + r + 1).min(w); // exclusive
+            let b = end.saturating_sub(p).max(a);
+            *d = op(m[a], m[b]);
+        }
+    }
+    // Vertical: the same with whole rows.
+    let mut mv = out.clone();
+    let mut span = 1;
+    while span < p {
+        for y in 0..h {
+            if y + span < h {
+                let (top, bottom) = mv.split_at_mut((y + span) * w);
+                let dst = &mut top[y * w..(y + 1) * w];
+                for (d, &s) in dst.iter_mut().zip(&bottom[..w]) {
+                    *d = op(*d, s);
+                }
+            }
+        }
+        span *= 2;
+    }
+    for y in 0..h {
+        let a = y.saturating_sub(r);
+        let end = (y + r + 1).min(h);
+        let b = end.saturating_sub(p).max(a);
+        let dst = &mut out[y * w..(y + 1) * w];
+        for x in 0..w {
+            dst[x] = op(mv[a * w + x], mv[b * w + x]);
+        }
+    }
+    out
+}
+
+/// Binarises a top-hat plane with a per-tile threshold (see the module docs).
+fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
+    const TILE: usize = 32;
+    let (tw, tht) = (w.div_ceil(TILE), h.div_ceil(TILE));
+    // Per tile: median and interquartile range of the top-hat.
+    let mut median = vec![0u8; tw * tht];
+    let mut iqr = vec![0u8; tw * tht];
+    for ty in 0..tht {
+        for tx in 0..tw {
+            let (x0, y0) = (tx * TILE, ty * TILE);
+            let (x1, y1) = ((x0 + TILE).min(w), (y0 + TILE).min(h));
+            let mut hist = [0u32; 256];
+            for y in y0..y1 {
+                for &v in &th[y * w + x0..y * w + x1] {
+                    hist[usize::from(v)] += 1;
+                }
+            }
+            let count = ((y1 - y0) * (x1 - x0)) as u32;
+            let (mut acc, mut q1, mut q2, mut q3) = (0, None, None, None);
+            for (v, &c) in hist.iter().enumerate() {
+                acc += c;
+                if q1.is_none() && acc * 4 >= count {
+                    q1 = Some(v as u8);
+                }
+                if q2.is_none() && acc * 2 >= count {
+                    q2 = Some(v as u8);
+                }
+                if acc * 4 >= count * 3 {
+                    q3 = Some(v as u8);
+                    break;
+                }
+            }
+            median[ty * tw + tx] = q2.unwrap_or(0);
+            iqr[ty * tw + tx] = q3.unwrap_or(0) - q1.unwrap_or(0);
+        }
+    }
+    let mut mask = vec![0u8; w * h];
+    for ty in 0..tht {
+        for tx in 0..tw {
+            // Texture: the median spread of the tile and its neighbours (text raises the
+            // spread of the tiles it is in, rarely of most of the neighbourhood).
+            let mut around = Vec::with_capacity(9);
+            for ny in ty.saturating_sub(1)..(ty + 2).min(tht) {
+                for nx in tx.saturating_sub(1)..(tx + 2).min(tw) {
+                    around.push(iqr[ny * tw + nx]);
+                }
+            }
+            around.sort_unstable();
+            let spread = around[around.len() / 2];
+            let lift = (params.tophat_margin as f32).max(params.texture * spread as f32);
+            let t = (median[ty * tw + tx] as f32 + lift)
+                .max(params.tophat_min as f32)
+                .min(params.tophat_cap.max(params.tophat_min) as f32) as u8;
+            let (x0, y0) = (tx * TILE, ty * TILE);
+            let (x1, y1) = ((x0 + TILE).min(w), (y0 + TILE).min(h));
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    mask[y * w + x] = u8::from(th[y * w + x] >= t);
+                }
+            }
+        }
+    }
+    mask
+}
+
+/// A glyph candidate: bounding box (x1, y1 exclusive).
+#[derive(Debug, Clone, Copy)]
+struct Comp {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+}
+
+impl Comp {
+    fn height(&self) -> u32 {
+        self.y1 - self.y0
+    }
+}
+
+fn find(parent: &mut [u32], mut i: u32) -> u32 {
+    while parent[i as usize] != i {
+        parent[i as usize] = parent[parent[i as usize] as usize];
+        i = parent[i as usize];
+    }
+    i
+}
+
+fn join(parent: &mut [u32], a: u32, b: u32) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        parent[hi as usize] = lo;
+    }
+}
+
+/// Labels the 8-connected components of `mask` (on runs) and pushes those shaped like glyphs.
+fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, out: &mut Vec<Comp>) {
+    // Runs: (y, x0, x1 exclusive).
+    let mut runs: Vec<(u32, u32, u32)> = Vec::new();
+    let mut row_start = Vec::with_capacity(h + 1);
+    for y in 0..h {
+        row_start.push(runs.len());
+        let row = &mask[y * w..(y + 1) * w];
+        let mut x = 0;
+        while x < w {
+            if row[x] == 0 {
+                x += 1;
+                continue;
+            }
+            let s = x;
+            while x < w && row[x] != 0 {
+                x += 1;
+            }
+            runs.push((y as u32, s as u32, x as u32));
+        }
+    }
+    row_start.push(runs.len());
+    if runs.is_empty() {
+        return;
+    }
+    let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
+    // Exact (4-connected) overlap between vertically adjacent runs, for the perimeter.
+    let mut overlap = vec![0u32; runs.len()];
+    for y in 1..h {
+        let (prev, cur) = (
+            row_start[y - 1]..row_start[y],
+            row_start[y]..row_start[y + 1],
+        );
+        let mut j = prev.start;
+        for i in cur {
+            let (_, x0, x1) = runs[i];
+            while j < prev.end && runs[j].2 < x0 {
+                j += 1;
+            }
+            let mut k = j;
+            while k < prev.end && runs[k].1 <= x1 {
+                let (_, bx0, bx1) = runs[k];
+                join(&mut parent, i as u32, k as u32);
+                let ov = x1.min(bx1).saturating_sub(x0.max(bx0));
+                overlap[i] += 2 * ov;
+                k += 1;
+            }
+        }
+    }
+    #[derive(Clone, Copy)]
+    struct Acc {
+        x0: u32,
+        y0: u32,
+        x1: u32,
+        y1: u32,
+        area: u32,
+        perim: u32,
+        /// Sum of |level difference| between horizontal neighbours inside the component.
+        rough: u32,
+        pairs: u32,
+    }
+    let mut acc: Vec<Option<Acc>> = vec![None; runs.len()];
+    for i in 0..runs.len() {
+        let root = find(&mut parent, i as u32) as usize;
+        let (y, x0, x1) = runs[i];
+        let len = x1 - x0;
+        let perim = (2 + 2 * len).saturating_sub(overlap[i]);
+        let row = &level[y as usize * w + x0 as usize..y as usize * w + x1 as usize];
+        let rough: u32 = row.windows(2).map(|p| u32::from(p[0].abs_diff(p[1]))).sum();
+        let a = acc[root].get_or_insert(Acc {
+            x0,
+            y0: y,
+            x1,
+            y1: y + 1,
+            area: 0,
+            perim: 0,
+            rough: 0,
+            pairs: 0,
+        });
+        a.x0 = a.x0.min(x0);
+        a.x1 = a.x1.max(x1);
+        a.y0 = a.y0.min(y);
+        a.y1 = a.y1.max(y + 1);
+        a.area += len;
+        a.perim += perim;
+        a.rough += rough;
+        a.pairs += len - 1;
+    }
+    for a in acc.into_iter().flatten() {
+        let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
+        if ch < u32::from(params.min_height) || ch > u32::from(params.max_height) {
+            continue;
+        }
+        if cw as f32 > params.max_aspect * ch as f32 {
+            continue;
+        }
+        // Glyphs of 10 px or less are too coarse for shape: only the roughness test applies.
+        let small = ch <= 10;
+        let fill = a.area as f32 / (cw * ch) as f32;
+        if fill < params.min_fill || (!small && fill > params.max_fill) {
+            continue;
+        }
+        let stroke = 2.0 * a.area as f32 / a.perim.max(1) as f32;
+        if !small && stroke > params.max_stroke * ch as f32 {
+            continue;
+        }
+        if a.pairs > 0 && a.rough as f32 > params.max_roughness * a.pairs as f32 {
+            continue;
+        }
+        out.push(Comp {
+            x0: a.x0,
+            y0: a.y0,
+            x1: a.x1,
+            y1: a.y1,
+        });
+    }
+}
+
+/// Groups glyph components into lines and returns the boxes of the lines kept.
+fn lines(comps: &mut [Comp], params: &Params) -> Vec<Rect> {
+    comps.sort_by_key(|c| (c.x0, c.y0));
+    let n = comps.len();
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    let max_h = u32::from(params.max_height);
+    let reach = (params.line_gap * max_h as f32) as u32 + 1;
+    for i in 0..n {
+        let a = comps[i];
+        for (j, &b) in comps.iter().enumerate().skip(i + 1) {
+            if b.x0 > a.x1 + reach {
+                break;
+            }
+            let (ha, hb) = (a.height() as f32, b.height() as f32);
+            let (lo, hi) = (ha.min(hb), ha.max(hb));
+            if hi > params.max_height_ratio * lo {
+                continue;
+            }
+            let vov = a.y1.min(b.y1) as f32 - a.y0.max(b.y0) as f32;
+            if vov < 0.6 * lo {
+                continue;
+            }
+            let gap = b.x0 as f32 - a.x1 as f32;
+            if gap > params.line_gap * hi {
+                continue;
+            }
+            join(&mut parent, i as u32, j as u32);
+        }
+    }
+    #[derive(Clone, Copy)]
+    struct Line {
+        c: Comp,
+        /// Glyphs: components that start right of every earlier one (the same glyph found by
+        /// two masks counts once).
+        count: u32,
+        last_x1: u32,
+    }
+    let mut groups: Vec<Option<Line>> = vec![None; n];
+    for (i, &c) in comps.iter().enumerate() {
+        let root = find(&mut parent, i as u32) as usize;
+        match &mut groups[root] {
+            Some(l) => {
+                l.c.x0 = l.c.x0.min(c.x0);
+                l.c.y0 = l.c.y0.min(c.y0);
+                l.c.x1 = l.c.x1.max(c.x1);
+                l.c.y1 = l.c.y1.max(c.y1);
+                if c.x0 >= l.last_x1 {
+                    l.count += 1;
+                }
+                l.last_x1 = l.last_x1.max(c.x1);
+            }
+            slot => {
+                *slot = Some(Line {
+                    c,
+                    count: 1,
+                    last_x1: c.x1,
+                })
+            }
+        }
+    }
+    let boxes: Vec<Rect> = groups
+        .into_iter()
+        .flatten()
+        .filter(|l| {
+            l.count >= 2
+                || (l.c.x1 - l.c.x0) as f32 >= params.min_single_aspect * l.c.height() as f32
+        })
+        .map(|l| Rect {
+            x: l.c.x0 as u16,
+            y: l.c.y0 as u16,
+            width: (l.c.x1 - l.c.x0) as u16,
+            height: (l.c.y1 - l.c.y0) as u16,
+        })
+        .collect();
+    crate::redact::union(&boxes)
+}
