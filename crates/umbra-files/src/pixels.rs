@@ -105,21 +105,27 @@ pub fn clean(
     let by_rule = cleaner.rules.regions(&attr, img.rows, img.columns);
     let rule_names: Vec<String> = by_rule.iter().map(|(n, _)| n.clone()).collect();
     let rule_boxes: Vec<Rect> = by_rule.into_iter().map(|(_, r)| r).collect();
-    // Up to three rounds: text next to filled text can stand out only once its neighbours
-    // are gone. Then the detector must find nothing new.
+    // Rounds of detect-and-fill: text next to filled text can stand out only once its
+    // neighbours are gone. A round that finds nothing ends it (that round was the check);
+    // after the last round, one more pass must find nothing outside what was filled.
     let mut filled: Vec<Rect> = Vec::new();
+    let frames: Vec<Option<u32>> = if cleaner.per_frame {
+        (0..img.frames).map(Some).collect()
+    } else {
+        vec![None]
+    };
+    let detect_in = |img: &Image, frame: Option<u32>| match frame {
+        Some(f) => detect::find_text(img, f, &cleaner.detect),
+        None => detect::find_text_all_frames(img, &cleaner.detect),
+    };
+    let mut settled = false;
     for round in 0..MAX_ROUNDS {
         let mut found_any = false;
-        let frames: Vec<Option<u32>> = if cleaner.per_frame {
-            (0..img.frames).map(Some).collect()
-        } else {
-            vec![None]
-        };
-        for frame in frames {
-            let mut found = match frame {
-                _ if !cleaner.detect_text => Vec::new(),
-                Some(f) => detect::find_text(&img, f, &cleaner.detect),
-                None => detect::find_text_all_frames(&img, &cleaner.detect),
+        for &frame in &frames {
+            let mut found = if cleaner.detect_text {
+                detect_in(&img, frame)
+            } else {
+                Vec::new()
             };
             if round == 0 {
                 found.extend(rule_boxes.iter().copied());
@@ -129,30 +135,34 @@ pub fn clean(
             redact::fill(&mut img, frame, &found, cleaner.padding);
             filled.extend(found);
         }
+        if !cleaner.detect_text {
+            // rules only: the check below is the detector's one say
+            break;
+        }
         if !found_any {
+            settled = true;
             break;
         }
     }
     let boxes = redact::union(&filled).len();
-    // Check once: what the detector finds now must lie in what was filled.
-    let filled: Vec<Rect> = filled
-        .iter()
-        .map(|r| redact::pad(*r, cleaner.padding))
-        .collect();
-    let inside = |b: &Rect| {
-        let (cx, cy) = (b.x + b.width / 2, b.y + b.height / 2);
-        filled
+    if !settled && cleaner.check_after {
+        let padded: Vec<Rect> = filled.iter().map(|r| redact::pad(*r, cleaner.padding)).collect();
+        let inside = |b: &Rect| {
+            let (cx, cy) = (b.x + b.width / 2, b.y + b.height / 2);
+            padded
+                .iter()
+                .any(|f| cx >= f.x && cx < f.x + f.width && cy >= f.y && cy < f.y + f.height)
+        };
+        if let Some(b) = frames
             .iter()
-            .any(|f| cx >= f.x && cx < f.x + f.width && cy >= f.y && cy < f.y + f.height)
-    };
-    if let Some(b) = detect::find_text_all_frames(&img, &cleaner.detect)
-        .iter()
-        .find(|b| cleaner.check_after && !inside(b))
-    {
-        return Err(format!(
-            "text is still found after cleaning, at x {} y {} ({}x{})",
-            b.x, b.y, b.width, b.height
-        ));
+            .flat_map(|&f| detect_in(&img, f))
+            .find(|b| !inside(b))
+        {
+            return Err(format!(
+                "text is still found after cleaning, at x {} y {} ({}x{})",
+                b.x, b.y, b.width, b.height
+            ));
+        }
     }
 
     // Back into the object.
