@@ -361,9 +361,13 @@ fn geometry(obj: &InMemDicomObject) -> Result<Image, String> {
         .and_then(|e| e.to_str().ok())
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
-    let photometric = Photometric::parse(&photometric).ok_or_else(|| {
-        format!("Photometric Interpretation {photometric:?} cannot be cleaned by this build")
-    })?;
+    // Palette colour would need its lookup tables both to find text and to know which index is
+    // black: not done yet, so such images stay held back.
+    let photometric = Photometric::parse(&photometric)
+        .filter(|p| *p != Photometric::PaletteColor)
+        .ok_or_else(|| {
+            format!("Photometric Interpretation {photometric:?} cannot be cleaned by this build")
+        })?;
     if !(bits_allocated == 8 || bits_allocated == 16) || !(samples == 1 || samples == 3) {
         return Err(format!(
             "{bits_allocated}-bit pixels with {samples} samples cannot be cleaned by this build"

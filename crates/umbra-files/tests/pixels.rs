@@ -144,6 +144,7 @@ fn syntaxes_this_build_cannot_decode_are_refused_with_a_reason() {
         ("pydicom/MR_small_jp2klossless.dcm", "JPEG 2000"),
         ("pydicom/MR_small_jpeg_ls_lossless.dcm", "JPEG-LS"),
         ("pydicom/JPGExtended.dcm", "JPEG Extended"),
+        ("pydicom-data/OT-PAL-8-face.dcm", "PALETTE COLOR"),
     ] {
         let input = umbra_files::read_input(&corpus().join(file)).unwrap();
         let ts = input.transfer_syntax.to_string();

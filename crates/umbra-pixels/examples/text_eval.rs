@@ -193,6 +193,7 @@ fn main() {
             "max_height_ratio" => p.max_height_ratio = f,
             "line_gap" => p.line_gap = f,
             "min_single_aspect" => p.min_single_aspect = f,
+            "extend_gap" => p.extend_gap = f,
             _ => panic!("unknown parameter {k}"),
         }
     }

@@ -95,6 +95,9 @@ pub struct Params {
     pub line_gap: f32,
     /// A line of one component is kept when it is at least this many heights wide.
     pub min_single_aspect: f32,
+    /// Largest gap, in heights, across which a kept line takes in an aligned short group or
+    /// another kept line of its height ([`find_text`] step 5).
+    pub extend_gap: f32,
 }
 
 impl Default for Params {
@@ -111,13 +114,14 @@ impl Default for Params {
             chroma: 80,
             dark_text: true,
             min_fill: 0.12,
-            max_fill: 0.85,
+            max_fill: 1.0,
             max_stroke: 0.5,
             max_roughness: 20.0,
             max_aspect: 15.0,
             max_height_ratio: 2.2,
-            line_gap: 2.5,
+            line_gap: 3.5,
             min_single_aspect: 2.0,
+            extend_gap: 6.0,
         }
     }
 }
@@ -146,9 +150,23 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
     drop(eroded);
     let mask = adaptive(&tophat, w, h, params);
     components(&mask, &level, w, h, params, &mut comps);
+    // The same with a horizontal line as the element: text on a bar or a label lower than
+    // the square window (the opening by a square takes the dark outside the bar, so bar
+    // and text would come out as one block).
+    let eroded = extreme2(&level, w, h, r, 0, false);
+    let opened = extreme2(&eroded, w, h, r, 0, true);
+    let tophat: Vec<u8> = level
+        .iter()
+        .zip(&opened)
+        .map(|(&a, &b)| a.saturating_sub(b))
+        .collect();
+    let mask = adaptive(&tophat, w, h, params);
+    components(&mask, &level, w, h, params, &mut comps);
     if params.dark_text {
-        let dilated = extreme(&level, w, h, r, true);
-        let closed = extreme(&dilated, w, h, r, false);
+        // Dark text: closing by a horizontal line only (labels are wide but hardly higher
+        // than their text).
+        let dilated = extreme2(&level, w, h, r, 0, true);
+        let closed = extreme2(&dilated, w, h, r, 0, false);
         let blackhat: Vec<u8> = closed
             .iter()
             .zip(&level)
@@ -300,6 +318,11 @@ fn planes(img: &Image, data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
 /// Sliding maximum (`max`) or minimum over a (2r+1)-square window, separably; pixels outside
 /// the image do not take part.
 fn extreme(src: &[u8], w: usize, h: usize, r: usize, max: bool) -> Vec<u8> {
+    extreme2(src, w, h, r, r, max)
+}
+
+/// Sliding maximum or minimum over a (2rx+1) wide, (2ry+1) high window.
+fn extreme2(src: &[u8], w: usize, h: usize, r: usize, ry: usize, max: bool) -> Vec<u8> {
     let op = |a: u8, b: u8| if max { a.max(b) } else { a.min(b) };
     let len = 2 * r + 1;
     // Largest power of two not above the window.
@@ -328,6 +351,12 @@ fn extreme(src: &[u8], w: usize, h: usize, r: usize, max: bool) -> Vec<u8> {
             *d = op(m[a], m[b]);
         }
     }
+    if ry == 0 {
+        return out;
+    }
+    let r = ry;
+    let len = 2 * r + 1;
+    let p = 1usize << (usize::BITS - 1 - len.leading_zeros());
     // Vertical: the same with whole rows.
     let mut mv = out.clone();
     let mut span = 1;
@@ -397,15 +426,20 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
             // Texture: the median spread of the tile and its neighbours (text raises the
             // spread of the tiles it is in, rarely of most of the neighbourhood).
             let mut around = Vec::with_capacity(9);
+            let mut base = Vec::with_capacity(9);
             for ny in ty.saturating_sub(1)..(ty + 2).min(tht) {
                 for nx in tx.saturating_sub(1)..(tx + 2).min(tw) {
                     around.push(iqr[ny * tw + nx]);
+                    base.push(median[ny * tw + nx]);
                 }
             }
             around.sort_unstable();
+            base.sort_unstable();
             let spread = around[around.len() / 2];
+            // The base too: a tile mostly covered by large text must not raise its own bar.
+            let base = base[base.len() / 2].min(median[ty * tw + tx]);
             let lift = (params.tophat_margin as f32).max(params.texture * spread as f32);
-            let t = (median[ty * tw + tx] as f32 + lift)
+            let t = (base as f32 + lift)
                 .max(params.tophat_min as f32)
                 .min(params.tophat_cap.max(params.tophat_min) as f32) as u8;
             let (x0, y0) = (tx * TILE, ty * TILE);
@@ -539,8 +573,19 @@ fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, ou
         a.rough += rough;
         a.pairs += len - 1;
     }
+    let debug = std::env::var_os("UMBRA_DETECT_DEBUG").is_some();
     for a in acc.into_iter().flatten() {
         let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
+        if debug && ch >= 4 {
+            eprintln!(
+                "comp x {} y {} w {cw} h {ch} fill {:.2} stroke/h {:.2} rough {:.1}",
+                a.x0,
+                a.y0,
+                a.area as f32 / (cw * ch) as f32,
+                2.0 * a.area as f32 / a.perim.max(1) as f32 / ch as f32,
+                a.rough as f32 / a.pairs.max(1) as f32
+            );
+        }
         if ch < u32::from(params.min_height) || ch > u32::from(params.max_height) {
             continue;
         }
@@ -629,19 +674,91 @@ fn lines(comps: &mut [Comp], params: &Params) -> Vec<Rect> {
             }
         }
     }
-    let boxes: Vec<Rect> = groups
+    let (mut kept, mut rest): (Vec<Comp>, Vec<Comp>) = (Vec::new(), Vec::new());
+    for l in groups.into_iter().flatten() {
+        if l.count >= 2
+            || (l.c.x1 - l.c.x0) as f32 >= params.min_single_aspect * l.c.height() as f32
+        {
+            kept.push(l.c);
+        } else {
+            rest.push(l.c);
+        }
+    }
+    extend(&mut kept, rest, params);
+    let boxes: Vec<Rect> = kept
         .into_iter()
-        .flatten()
-        .filter(|l| {
-            l.count >= 2
-                || (l.c.x1 - l.c.x0) as f32 >= params.min_single_aspect * l.c.height() as f32
-        })
-        .map(|l| Rect {
-            x: l.c.x0 as u16,
-            y: l.c.y0 as u16,
-            width: (l.c.x1 - l.c.x0) as u16,
-            height: (l.c.y1 - l.c.y0) as u16,
+        .map(|c| Rect {
+            x: c.x0 as u16,
+            y: c.y0 as u16,
+            width: (c.x1 - c.x0) as u16,
+            height: (c.y1 - c.y0) as u16,
         })
         .collect();
     crate::redact::union(&boxes)
+}
+
+/// Whether `a` and `b` sit on one text line: heights within `ratio`, vertical overlap at least
+/// `overlap` of the lower one, horizontal gap at most `gap` heights of the taller.
+fn same_line(a: &Comp, b: &Comp, ratio: f32, overlap: f32, gap: f32) -> bool {
+    let (ha, hb) = (a.height() as f32, b.height() as f32);
+    let (lo, hi) = (ha.min(hb), ha.max(hb));
+    if hi > ratio * lo {
+        return false;
+    }
+    let vov = a.y1.min(b.y1) as f32 - a.y0.max(b.y0) as f32;
+    if vov < overlap * lo {
+        return false;
+    }
+    let dx = if a.x1 <= b.x0 {
+        (b.x0 - a.x1) as f32
+    } else if b.x1 <= a.x0 {
+        (a.x0 - b.x1) as f32
+    } else {
+        0.0
+    };
+    dx <= gap * hi
+}
+
+/// Grows kept lines along their baseline: a group too short to be a line on its own (a lone
+/// glyph, a word cut off by a glyph the filters dropped) joins a kept line it is aligned
+/// with within [`Params::extend_gap`] heights, and kept lines of the same height on one
+/// baseline join across such a gap (fields of one line split by a glyph that was missed).
+fn extend(kept: &mut Vec<Comp>, mut rest: Vec<Comp>, params: &Params) {
+    let gap = params.extend_gap;
+    let merge = |a: &mut Comp, b: &Comp| {
+        a.x0 = a.x0.min(b.x0);
+        a.y0 = a.y0.min(b.y0);
+        a.x1 = a.x1.max(b.x1);
+        a.y1 = a.y1.max(b.y1);
+    };
+    loop {
+        let mut changed = false;
+        rest.retain(|r| {
+            for k in kept.iter_mut() {
+                if same_line(k, r, params.max_height_ratio, 0.6, gap) {
+                    merge(k, r);
+                    changed = true;
+                    return false;
+                }
+            }
+            true
+        });
+        let mut i = 0;
+        while i < kept.len() {
+            let mut j = i + 1;
+            while j < kept.len() {
+                if same_line(&kept[i], &kept[j], 1.25, 0.8, gap) {
+                    let b = kept.swap_remove(j);
+                    merge(&mut kept[i], &b);
+                    changed = true;
+                } else {
+                    j += 1;
+                }
+            }
+            i += 1;
+        }
+        if !changed {
+            break;
+        }
+    }
 }
