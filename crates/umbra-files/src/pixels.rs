@@ -35,6 +35,9 @@ pub struct Cleaner {
     pub check_after: bool,
     /// Pixels added around every box.
     pub padding: u16,
+    /// After cleaning, read the pixels with tesseract (this program) and refuse the object if
+    /// the text read holds one of its own identifiers. Off by default.
+    pub ocr: Option<std::path::PathBuf>,
     /// Boxes found in one frame are filled in that frame only (default: in every frame).
     pub per_frame: bool,
 }
@@ -47,6 +50,7 @@ impl Default for Cleaner {
             detect_text: true,
             check_after: true,
             padding: 3,
+            ocr: None,
             per_frame: false,
         }
     }
@@ -73,12 +77,14 @@ const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 
 /// Cleans the pixels of `obj` (read in `ts`; its pixel data in the object or carried `raw`)
 /// and puts the cleaned pixel data element into `obj`. On success the raw element must no
-/// longer be written.
+/// longer be written. `identifiers` (kind, value) are the original object's own, for the OCR
+/// check (see [`identifiers_for_ocr`]).
 pub fn clean(
     obj: &mut FileDicomObject<InMemDicomObject>,
     raw: Option<&RawPixelData>,
     ts: &str,
     cleaner: &Cleaner,
+    identifiers: &[(&'static str, String)],
 ) -> Result<Cleaned, String> {
     let (mut img, geometry) = decode(obj, raw, ts)?;
 
@@ -146,7 +152,10 @@ pub fn clean(
     }
     let boxes = redact::union(&filled).len();
     if !settled && cleaner.check_after {
-        let padded: Vec<Rect> = filled.iter().map(|r| redact::pad(*r, cleaner.padding)).collect();
+        let padded: Vec<Rect> = filled
+            .iter()
+            .map(|r| redact::pad(*r, cleaner.padding))
+            .collect();
         let inside = |b: &Rect| {
             let (cx, cy) = (b.x + b.width / 2, b.y + b.height / 2);
             padded
@@ -161,6 +170,14 @@ pub fn clean(
             return Err(format!(
                 "text is still found after cleaning, at x {} y {} ({}x{})",
                 b.x, b.y, b.width, b.height
+            ));
+        }
+    }
+
+    if let Some(program) = &cleaner.ocr {
+        if let Some(kind) = ocr_finds(program, &img, identifiers)? {
+            return Err(format!(
+                "OCR (tesseract) still reads the {kind} in the cleaned pixels"
             ));
         }
     }
@@ -303,6 +320,123 @@ pub fn residual_text(
 ) -> Result<Vec<Rect>, String> {
     let (img, _) = decode(obj, raw, ts)?;
     Ok(detect::find_text_all_frames(&img, params))
+}
+
+/// The original object's identifiers an OCR check looks for: (kind, value).
+pub fn identifiers_for_ocr(obj: &InMemDicomObject) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    for (tag, kind) in [
+        (tags::PATIENT_NAME, "patient name"),
+        (tags::PATIENT_ID, "patient ID"),
+        (Tag(0x0010, 0x1000), "other patient ID"),
+        (tags::PATIENT_BIRTH_DATE, "birth date"),
+        (tags::ACCESSION_NUMBER, "accession number"),
+        (tags::INSTITUTION_NAME, "institution"),
+        (tags::STUDY_DATE, "study date"),
+    ] {
+        if let Some(s) = obj.element(tag).ok().and_then(|e| e.to_str().ok()) {
+            let s = s.trim().to_owned();
+            if !s.is_empty() {
+                v.push((kind, s));
+            }
+        }
+    }
+    v
+}
+
+/// Runs tesseract on every frame's luminance and returns the kind of the first identifier whose
+/// words it reads (names by their parts of four letters or more, numbers and dates whole, dates
+/// also as MM/DD/YYYY and DD.MM.YYYY).
+fn ocr_finds(
+    program: &std::path::Path,
+    img: &Image,
+    identifiers: &[(&'static str, String)],
+) -> Result<Option<&'static str>, String> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect()
+    };
+    let mut needles: Vec<(&'static str, String)> = Vec::new();
+    for (kind, value) in identifiers {
+        let is_date = value.len() == 8 && value.bytes().all(|b| b.is_ascii_digit());
+        if is_date {
+            let (y, m, d) = (&value[0..4], &value[4..6], &value[6..8]);
+            for form in [value.clone(), format!("{m}{d}{y}"), format!("{d}{m}{y}")] {
+                needles.push((kind, form));
+            }
+        } else if *kind == "patient name" {
+            for part in value.split(['^', '=', ' ', ',']) {
+                let p = squash(part);
+                if p.len() >= 4 {
+                    needles.push((kind, p));
+                }
+            }
+        } else {
+            let p = squash(value);
+            if p.len() >= 4 {
+                needles.push((kind, p));
+            }
+        }
+    }
+    if needles.is_empty() {
+        return Ok(None);
+    }
+    for frame in 0..img.frames {
+        let pgm = luminance_pgm(img, frame);
+        let mut file = tempfile::Builder::new()
+            .suffix(".pgm")
+            .tempfile()
+            .map_err(|e| format!("OCR: cannot write a temporary image: {e}"))?;
+        std::io::Write::write_all(&mut file, &pgm)
+            .map_err(|e| format!("OCR: cannot write a temporary image: {e}"))?;
+        let out = std::process::Command::new(program)
+            .arg(file.path())
+            .args(["stdout", "--psm", "11"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("OCR: cannot run {}: {e}", program.display()))?;
+        if !out.status.success() {
+            return Err(format!("OCR: {} failed", program.display()));
+        }
+        let text = squash(&String::from_utf8_lossy(&out.stdout));
+        if let Some((kind, _)) = needles.iter().find(|(_, n)| text.contains(n.as_str())) {
+            return Ok(Some(kind));
+        }
+    }
+    Ok(None)
+}
+
+/// One frame as an 8-bit greyscale PGM (RGB to luma, MONOCHROME1 inverted, more than 8 bits
+/// scaled down), for OCR.
+fn luminance_pgm(img: &Image, frame: u32) -> Vec<u8> {
+    let mut out = format!("P5\n{} {}\n255\n", img.columns, img.rows).into_bytes();
+    let max = if img.bits_allocated == 8 {
+        255.0
+    } else {
+        f64::from((1u32 << img.bits_stored.min(16)) - 1)
+    };
+    for r in 0..img.rows {
+        for c in 0..img.columns {
+            let v = if img.samples >= 3 {
+                let (rr, g, b) = (
+                    f64::from(img.get(frame, r, c, 0)),
+                    f64::from(img.get(frame, r, c, 1)),
+                    f64::from(img.get(frame, r, c, 2)),
+                );
+                0.299 * rr + 0.587 * g + 0.114 * b
+            } else {
+                f64::from(img.get(frame, r, c, 0))
+            };
+            let mut y = (v / max * 255.0).clamp(0.0, 255.0);
+            if img.photometric == Photometric::Monochrome1 {
+                y = 255.0 - y;
+            }
+            out.push(y as u8);
+        }
+    }
+    out
 }
 
 /// A transfer syntax's name for messages.

@@ -301,6 +301,10 @@ fn process_one(
         },
         None => None,
     };
+    let ocr_identifiers = match cleaner {
+        Some(c) if c.ocr.is_some() => crate::pixels::identifiers_for_ocr(&object),
+        _ => Vec::new(),
+    };
     let mut done = match engine.deidentify(object, ts) {
         Ok(d) => d,
         Err(h) => return refused(h),
@@ -316,7 +320,13 @@ fn process_one(
                 None,
             );
         };
-        match crate::pixels::clean(&mut done.object, raw_pixel_data.as_ref(), ts, cleaner) {
+        match crate::pixels::clean(
+            &mut done.object,
+            raw_pixel_data.as_ref(),
+            ts,
+            cleaner,
+            &ocr_identifiers,
+        ) {
             Ok(c) => {
                 raw_pixel_data = None;
                 cleaned = Some(c);

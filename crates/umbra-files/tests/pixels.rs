@@ -79,7 +79,7 @@ fn every_decodable_image_round_trips_with_only_the_box_changed() {
             .build()
             .unwrap();
         let mut obj = input.object.clone().with_exact_meta(meta);
-        let c = clean(&mut obj, input.raw_pixel_data.as_ref(), &ts, &cleaner)
+        let c = clean(&mut obj, input.raw_pixel_data.as_ref(), &ts, &cleaner, &[])
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // written and read back through dicom-rs, in the syntax the cleaner chose
         let mut bytes = Vec::new();
@@ -151,4 +151,54 @@ fn syntaxes_this_build_cannot_decode_are_refused_with_a_reason() {
         let e = decode(&input.object, input.raw_pixel_data.as_ref(), &ts).unwrap_err();
         assert!(e.contains(what), "{file}: {e}");
     }
+}
+
+fn have_tesseract() -> bool {
+    std::process::Command::new("tesseract")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn ocr_reads_identity_left_in_the_pixels_and_refuses_the_object() {
+    if !have_tesseract() {
+        eprintln!("skipped: tesseract is not installed");
+        return;
+    }
+    let path = corpus().join("deid-data/us_RGB_IMAGE.dcm");
+    let input = umbra_files::read_input(&path).unwrap();
+    let ts = input.transfer_syntax.to_string();
+    let ids = umbra_files::pixels::identifiers_for_ocr(&input.object);
+    assert!(ids.iter().any(|(k, _)| *k == "patient name"));
+    let meta = dicom_object::meta::FileMetaTableBuilder::new()
+        .transfer_syntax(ts.as_str())
+        .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.6.1")
+        .media_storage_sop_instance_uid("2.25.1")
+        .build()
+        .unwrap();
+    // nothing filled (no detector, no rules, no check): OCR alone must catch what is left
+    let lazy = Cleaner {
+        rules: RuleSet::default(),
+        detect_text: false,
+        check_after: false,
+        ocr: Some("tesseract".into()),
+        ..Default::default()
+    };
+    let mut obj = input.object.clone().with_exact_meta(meta.clone());
+    let e = clean(&mut obj, input.raw_pixel_data.as_ref(), &ts, &lazy, &ids).unwrap_err();
+    assert!(e.contains("OCR (tesseract) still reads the"), "{e}");
+    // the same with the identity box filled by a rule: nothing of the patient is read any more
+    let rules = RuleSet::from_toml(
+        r#"
+[[rule]]
+name = "identity bar"
+regions = [{ x = 0, y = 0, width = 900, height = 56 }]
+"#,
+        "test",
+    )
+    .unwrap();
+    let filled = Cleaner { rules, ..lazy };
+    let mut obj = input.object.clone().with_exact_meta(meta);
+    clean(&mut obj, input.raw_pixel_data.as_ref(), &ts, &filled, &ids).unwrap();
 }

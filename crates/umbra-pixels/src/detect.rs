@@ -87,6 +87,8 @@ pub struct Params {
     /// Largest mean absolute level difference between horizontally adjacent pixels of a
     /// component: burned-in strokes are flat, clusters of speckle are not.
     pub max_roughness: f32,
+    /// The same where the background is flat (no texture around: anti-aliased text).
+    pub max_roughness_flat: f32,
     /// Largest width of a component, in heights.
     pub max_aspect: f32,
     /// Largest ratio of the heights of two glyphs on one line.
@@ -117,6 +119,7 @@ impl Default for Params {
             max_fill: 1.0,
             max_stroke: 0.5,
             max_roughness: 20.0,
+            max_roughness_flat: 80.0,
             max_aspect: 15.0,
             max_height_ratio: 2.2,
             line_gap: 3.5,
@@ -148,8 +151,12 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
         .map(|(&a, &b)| a.saturating_sub(b))
         .collect();
     drop(eroded);
-    let mask = adaptive(&tophat, w, h, params);
-    components(&mask, &level, w, h, params, &mut comps);
+    let (mask, flat) = adaptive(&tophat, w, h, params);
+    let tiles = Tiles {
+        w: w.div_ceil(TILE),
+        flat,
+    };
+    components(&mask, &level, w, h, params, &tiles, &mut comps);
     // The same with a horizontal line as the element: text on a bar or a label lower than
     // the square window (the opening by a square takes the dark outside the bar, so bar
     // and text would come out as one block).
@@ -160,8 +167,8 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
         .zip(&opened)
         .map(|(&a, &b)| a.saturating_sub(b))
         .collect();
-    let mask = adaptive(&tophat, w, h, params);
-    components(&mask, &level, w, h, params, &mut comps);
+    let (mask, _) = adaptive(&tophat, w, h, params);
+    components(&mask, &level, w, h, params, &tiles, &mut comps);
     if params.dark_text {
         // Dark text: closing by a horizontal line only (labels are wide but hardly higher
         // than their text).
@@ -172,21 +179,21 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
             .zip(&level)
             .map(|(&a, &b)| a.saturating_sub(b))
             .collect();
-        let mask = adaptive(&blackhat, w, h, params);
-        components(&mask, &level, w, h, params, &mut comps);
+        let (mask, _) = adaptive(&blackhat, w, h, params);
+        components(&mask, &level, w, h, params, &tiles, &mut comps);
     }
     let mask: Vec<u8> = level
         .iter()
         .map(|&v| u8::from(v >= params.bright))
         .collect();
-    components(&mask, &level, w, h, params, &mut comps);
+    components(&mask, &level, w, h, params, &tiles, &mut comps);
     if let Some(chroma) = chroma {
         let mask: Vec<u8> = chroma
             .iter()
             .zip(&level)
             .map(|(&c, &l)| u8::from(c >= params.chroma && l >= 64))
             .collect();
-        components(&mask, &level, w, h, params, &mut comps);
+        components(&mask, &level, w, h, params, &tiles, &mut comps);
     }
     lines(&mut comps, params)
 }
@@ -385,8 +392,17 @@ fn extreme2(src: &[u8], w: usize, h: usize, r: usize, ry: usize, max: bool) -> V
 }
 
 /// Binarises a top-hat plane with a per-tile threshold (see the module docs).
-fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
-    const TILE: usize = 32;
+/// Side of the tiles of the adaptive threshold.
+const TILE: usize = 32;
+
+/// Per tile of [`TILE`] pixels: whether the background is flat (no texture raised the
+/// threshold there).
+struct Tiles {
+    w: usize,
+    flat: Vec<bool>,
+}
+
+fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> (Vec<u8>, Vec<bool>) {
     let (tw, tht) = (w.div_ceil(TILE), h.div_ceil(TILE));
     // Per tile: median and interquartile range of the top-hat.
     let mut median = vec![0u8; tw * tht];
@@ -421,6 +437,7 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
         }
     }
     let mut mask = vec![0u8; w * h];
+    let mut flat = vec![false; tw * tht];
     for ty in 0..tht {
         for tx in 0..tw {
             // Texture: the median spread of the tile and its neighbours (text raises the
@@ -439,6 +456,9 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
             // The base too: a tile mostly covered by large text must not raise its own bar.
             let base = base[base.len() / 2].min(median[ty * tw + tx]);
             let lift = (params.tophat_margin as f32).max(params.texture * spread as f32);
+            // Flat: no texture in any tile around.
+            let most = around[around.len() - 1];
+            flat[ty * tw + tx] = params.texture * (most as f32) < params.tophat_margin as f32;
             let t = (base as f32 + lift)
                 .max(params.tophat_min as f32)
                 .min(params.tophat_cap.max(params.tophat_min) as f32) as u8;
@@ -451,7 +471,7 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
             }
         }
     }
-    mask
+    (mask, flat)
 }
 
 /// A glyph candidate: bounding box (x1, y1 exclusive).
@@ -486,7 +506,15 @@ fn join(parent: &mut [u32], a: u32, b: u32) {
 }
 
 /// Labels the 8-connected components of `mask` (on runs) and pushes those shaped like glyphs.
-fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, out: &mut Vec<Comp>) {
+fn components(
+    mask: &[u8],
+    level: &[u8],
+    w: usize,
+    h: usize,
+    params: &Params,
+    tiles: &Tiles,
+    out: &mut Vec<Comp>,
+) {
     // Runs: (y, x0, x1 exclusive).
     let mut runs: Vec<(u32, u32, u32)> = Vec::new();
     let mut row_start = Vec::with_capacity(h + 1);
@@ -602,7 +630,15 @@ fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, ou
         if !small && stroke > params.max_stroke * ch as f32 {
             continue;
         }
-        if a.pairs > 0 && a.rough as f32 > params.max_roughness * a.pairs as f32 {
+        // On a flat background (no texture around) anti-aliased strokes are rough too, and
+        // there is no speckle to tell them from.
+        let (cx, cy) = (((a.x0 + a.x1) / 2) as usize, ((a.y0 + a.y1) / 2) as usize);
+        let limit = if tiles.flat[cy / TILE * tiles.w + cx / TILE] {
+            params.max_roughness_flat
+        } else {
+            params.max_roughness
+        };
+        if a.pairs > 0 && a.rough as f32 > limit * a.pairs as f32 {
             continue;
         }
         out.push(Comp {

@@ -86,6 +86,10 @@ struct DeidArgs {
     /// detector (the detector still checks the result; text it finds holds the object back).
     #[arg(long)]
     pixel_rules_only: bool,
+    /// With `--option clean-pixel-data`: after cleaning, read the pixels with tesseract (must be
+    /// installed) and hold back any object in which it still reads one of its own identifiers.
+    #[arg(long)]
+    pixel_ocr: bool,
 }
 
 /// A usage problem: exit 2.
@@ -245,6 +249,18 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
             detect_text: !args.pixel_rules_only,
             ..Default::default()
         };
+        if args.pixel_ocr {
+            let found = std::process::Command::new("tesseract")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !found {
+                return Err(Usage(
+                    "--pixel-ocr needs tesseract (apt-get install tesseract-ocr)".into(),
+                ));
+            }
+            cleaner.ocr = Some("tesseract".into());
+        }
         for f in &args.pixel_rules {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| Usage(format!("cannot read {}: {e}", f.display())))?;
