@@ -234,14 +234,6 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
             ));
         }
     }
-    let key = load_key(args.key_file.as_deref())?;
-    if args.no_verify {
-        eprintln!("umbra: warning: --no-verify: objects are written without the independent check");
-    }
-    let mut config = Config::new(options);
-    if let Some(m) = args.at_risk_modalities {
-        config.at_risk_modalities = modalities(m);
-    }
     let pixels = if options.contains(ProfileOption::CleanPixelData) {
         let mut cleaner = umbra_files::Cleaner {
             padding: args.pixel_padding,
@@ -270,13 +262,21 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
         }
         Some(std::sync::Arc::new(cleaner))
     } else {
-        if !args.pixel_rules.is_empty() {
+        if !args.pixel_rules.is_empty() || args.pixel_ocr {
             return Err(Usage(
-                "--pixel-rules needs --option clean-pixel-data".into(),
+                "--pixel-rules and --pixel-ocr need --option clean-pixel-data".into(),
             ));
         }
         None
     };
+    let key = load_key(args.key_file.as_deref())?;
+    if args.no_verify {
+        eprintln!("umbra: warning: --no-verify: objects are written without the independent check");
+    }
+    let mut config = Config::new(options);
+    if let Some(m) = args.at_risk_modalities {
+        config.at_risk_modalities = modalities(m);
+    }
     let engine = Deidentifier::new(config, Pseudonymizer::new(&key));
 
     let files =
