@@ -190,6 +190,7 @@ fn main() {
             "max_stroke" => p.max_stroke = f,
             "max_roughness" => p.max_roughness = f,
             "max_roughness_flat" => p.max_roughness_flat = f,
+            "flat_ring" => p.flat_ring = f,
             "max_aspect" => p.max_aspect = f,
             "max_height_ratio" => p.max_height_ratio = f,
             "line_gap" => p.line_gap = f,

@@ -1,5 +1,7 @@
-//! Runs the detector on one image of the generated set (for tuning; set UMBRA_DETECT_DEBUG
-//! to list the components): `cargo run --release -p umbra-pixels --example text_one -- SEED INDEX`.
+//! Runs the detector on one image of the generated set and prints the true and the found
+//! boxes (for tuning): `cargo run --release -p umbra-pixels --example text_one -- SEED INDEX`.
+//! With `ONE_FILE=path` (and `ONE_SPP=3` for RGB) it reads a native 8-bit 1024x768 file whose
+//! pixel data ends it instead (the public ultrasound samples).
 
 #[path = "../tests/textgen/mod.rs"]
 mod textgen;

@@ -14,14 +14,19 @@
 //!    neighbouring bright region of another kind:
 //!    - *white top-hat* (level minus its morphological opening by a square of
 //!      [`Params::window`] pixels, larger than any stroke): thin bright strokes on any
-//!      background, flat or textured. The threshold adapts per 32×32 tile: the tile's median
-//!      top-hat plus the larger of [`Params::tophat_margin`] and [`Params::texture`] times the
-//!      median interquartile range of the 3×3 tiles around it, at least [`Params::tophat_min`]
-//!      and at most [`Params::tophat_cap`]. On flat backgrounds median and spread are 0 and faint
-//!      grey text passes; on ultrasound speckle or anatomy they are high and only strokes
-//!      clearly brighter than the texture pass, so speckle does not percolate into blobs;
-//!    - *black top-hat* (closing minus level), the same way: dark strokes on light labels and
-//!      bright anatomy ([`Params::dark_text`]);
+//!      background, flat or textured. The threshold adapts per 32×32 tile: the smaller of the
+//!      tile's median top-hat and the median of the medians of the 3×3 tiles around it (a
+//!      tile mostly covered by large text does not raise its own bar), plus the larger of
+//!      [`Params::tophat_margin`] and [`Params::texture`] times the median interquartile range
+//!      of the 3×3 tiles around it, at least [`Params::tophat_min`] and at most
+//!      [`Params::tophat_cap`]. On flat backgrounds median and spread are 0 and faint grey text
+//!      passes; on ultrasound speckle or anatomy they are high and only strokes clearly
+//!      brighter than the texture pass, so speckle does not percolate into blobs;
+//!    - the same white top-hat with a horizontal line of [`Params::window`] pixels as the
+//!      element: text on a bar or label not much higher than the text (the square opening
+//!      takes the dark outside the bar, so bar and text come out as one block);
+//!    - *black top-hat* (closing minus level) with the horizontal line element: dark strokes
+//!      on light labels (as low as their text) and bright anatomy ([`Params::dark_text`]);
 //!    - *near white* (level ≥ [`Params::bright`]): large glyphs whose strokes are wider than
 //!      the top-hat window;
 //!    - *saturated colour* (chroma ≥ [`Params::chroma`] and level ≥ 64): coloured text over
@@ -33,20 +38,30 @@
 //!    (2 × area / perimeter) at most [`Params::max_stroke`] of its height (strokes are thin;
 //!    bone, bars and blobs are not), and its roughness (mean level difference between
 //!    horizontally adjacent pixels of the component) at most [`Params::max_roughness`]
-//!    (burned-in strokes are flat; clusters of speckle are not). Components of 10 px or less
-//!    are too coarse for fill and stroke width: only the roughness test applies to them.
+//!    (burned-in strokes are flat; clusters of speckle are not), or at most
+//!    [`Params::max_roughness_flat`] when the ring of pixels around its box is flat
+//!    ([`Params::flat_ring`]: anti-aliased text on a bar). Components of 10 px or less are too
+//!    coarse for fill and stroke width: only the roughness test applies to them. A solid
+//!    component (fill ≥ 0.95: a heavy glyph, or a rule or bar of a drawing) is kept but
+//!    does not make a line on its own.
 //! 4. **Lines**: glyphs are joined (union-find) when their heights differ by at most a factor
 //!    [`Params::max_height_ratio`], they overlap vertically by at least 60% of the smaller one, and
 //!    the horizontal gap is at most [`Params::line_gap`] heights (word spaces included). A line
 //!    is kept when it has at least two glyph components, or one component at least
-//!    [`Params::min_single_aspect`] times as wide as high (a word of touching bold glyphs).
-//! 5. Line boxes are merged when they overlap or touch ([`crate::redact::union`]).
+//!    [`Params::min_single_aspect`] times as wide as high (a word of touching bold glyphs), and
+//!    not only solid ones.
+//! 5. **Extension**: a group too short to be kept (a lone glyph, a word cut off by a glyph the
+//!    filters dropped) joins a kept line it is aligned with within [`Params::extend_gap`]
+//!    heights, and kept lines of one height on one baseline join across such a gap, until
+//!    nothing changes (pieces of one line become one box).
+//! 6. Line boxes are merged when they overlap or touch ([`crate::redact::union`]).
 //!
 //! What it avoids: CT bone and the patient table (solid: fill and stroke width too high; a
 //! ring of cortex is one component, not a line), the ultrasound fan edge and tissue layers
 //! (longer than [`Params::max_aspect`], or taller than [`Params::max_height`]), speckle (the
-//! adaptive threshold; specks under [`Params::min_height`]). What it misses: single isolated
-//! characters (one glyph is not a line), glyphs shorter than [`Params::min_height`] (such as a
+//! adaptive threshold; specks under [`Params::min_height`]), the borders of drawn boxes
+//! (solid). What it misses: single isolated characters far from any line (one glyph is not
+//! a line), glyphs shorter than [`Params::min_height`] (such as a
 //! lone `.` or `-`: they are usually inside their line's box anyway), text taller than
 //! [`Params::max_height`], text of a level and colour within the texture under it, and
 //! hand-written or rotated text.
@@ -65,7 +80,8 @@ pub struct Params {
     pub window: u16,
     /// Least top-hat value (8-bit levels) of a stroke pixel.
     pub tophat_min: u8,
-    /// Added to a tile's median top-hat to give its threshold.
+    /// Added to a tile's base (its median top-hat, or the median of its neighbourhood's if
+    /// lower) to give its threshold.
     pub tophat_margin: u8,
     /// Largest tile threshold (so text brighter than any texture always passes).
     pub tophat_cap: u8,
@@ -87,8 +103,12 @@ pub struct Params {
     /// Largest mean absolute level difference between horizontally adjacent pixels of a
     /// component: burned-in strokes are flat, clusters of speckle are not.
     pub max_roughness: f32,
-    /// The same where the background is flat (no texture around: anti-aliased text).
+    /// The same for a component whose surroundings are flat (the mean level difference
+    /// between neighbours on the ring of pixels around its box at most [`Params::flat_ring`]):
+    /// anti-aliased text on a flat bar is rough inside, with no speckle around to mistake.
     pub max_roughness_flat: f32,
+    /// See [`Params::max_roughness_flat`].
+    pub flat_ring: f32,
     /// Largest width of a component, in heights.
     pub max_aspect: f32,
     /// Largest ratio of the heights of two glyphs on one line.
@@ -120,6 +140,7 @@ impl Default for Params {
             max_stroke: 0.5,
             max_roughness: 20.0,
             max_roughness_flat: 80.0,
+            flat_ring: 4.0,
             max_aspect: 15.0,
             max_height_ratio: 2.2,
             line_gap: 3.5,
@@ -151,12 +172,8 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
         .map(|(&a, &b)| a.saturating_sub(b))
         .collect();
     drop(eroded);
-    let (mask, flat) = adaptive(&tophat, w, h, params);
-    let tiles = Tiles {
-        w: w.div_ceil(TILE),
-        flat,
-    };
-    components(&mask, &level, w, h, params, &tiles, &mut comps);
+    let mask = adaptive(&tophat, w, h, params);
+    components(&mask, &level, w, h, params, &mut comps);
     // The same with a horizontal line as the element: text on a bar or a label lower than
     // the square window (the opening by a square takes the dark outside the bar, so bar
     // and text would come out as one block).
@@ -167,8 +184,8 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
         .zip(&opened)
         .map(|(&a, &b)| a.saturating_sub(b))
         .collect();
-    let (mask, _) = adaptive(&tophat, w, h, params);
-    components(&mask, &level, w, h, params, &tiles, &mut comps);
+    let mask = adaptive(&tophat, w, h, params);
+    components(&mask, &level, w, h, params, &mut comps);
     if params.dark_text {
         // Dark text: closing by a horizontal line only (labels are wide but hardly higher
         // than their text).
@@ -179,21 +196,21 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
             .zip(&level)
             .map(|(&a, &b)| a.saturating_sub(b))
             .collect();
-        let (mask, _) = adaptive(&blackhat, w, h, params);
-        components(&mask, &level, w, h, params, &tiles, &mut comps);
+        let mask = adaptive(&blackhat, w, h, params);
+        components(&mask, &level, w, h, params, &mut comps);
     }
     let mask: Vec<u8> = level
         .iter()
         .map(|&v| u8::from(v >= params.bright))
         .collect();
-    components(&mask, &level, w, h, params, &tiles, &mut comps);
+    components(&mask, &level, w, h, params, &mut comps);
     if let Some(chroma) = chroma {
         let mask: Vec<u8> = chroma
             .iter()
             .zip(&level)
             .map(|(&c, &l)| u8::from(c >= params.chroma && l >= 64))
             .collect();
-        components(&mask, &level, w, h, params, &tiles, &mut comps);
+        components(&mask, &level, w, h, params, &mut comps);
     }
     lines(&mut comps, params)
 }
@@ -395,14 +412,7 @@ fn extreme2(src: &[u8], w: usize, h: usize, r: usize, ry: usize, max: bool) -> V
 /// Side of the tiles of the adaptive threshold.
 const TILE: usize = 32;
 
-/// Per tile of [`TILE`] pixels: whether the background is flat (no texture raised the
-/// threshold there).
-struct Tiles {
-    w: usize,
-    flat: Vec<bool>,
-}
-
-fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> (Vec<u8>, Vec<bool>) {
+fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
     let (tw, tht) = (w.div_ceil(TILE), h.div_ceil(TILE));
     // Per tile: median and interquartile range of the top-hat.
     let mut median = vec![0u8; tw * tht];
@@ -437,7 +447,6 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> (Vec<u8>, Vec<boo
         }
     }
     let mut mask = vec![0u8; w * h];
-    let mut flat = vec![false; tw * tht];
     for ty in 0..tht {
         for tx in 0..tw {
             // Texture: the median spread of the tile and its neighbours (text raises the
@@ -456,9 +465,6 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> (Vec<u8>, Vec<boo
             // The base too: a tile mostly covered by large text must not raise its own bar.
             let base = base[base.len() / 2].min(median[ty * tw + tx]);
             let lift = (params.tophat_margin as f32).max(params.texture * spread as f32);
-            // Flat: no texture in any tile around.
-            let most = around[around.len() - 1];
-            flat[ty * tw + tx] = params.texture * (most as f32) < params.tophat_margin as f32;
             let t = (base as f32 + lift)
                 .max(params.tophat_min as f32)
                 .min(params.tophat_cap.max(params.tophat_min) as f32) as u8;
@@ -471,7 +477,7 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> (Vec<u8>, Vec<boo
             }
         }
     }
-    (mask, flat)
+    mask
 }
 
 /// A glyph candidate: bounding box (x1, y1 exclusive).
@@ -481,6 +487,9 @@ struct Comp {
     y0: u32,
     x1: u32,
     y1: u32,
+    /// A solid block (fill ≥ 0.95): a glyph of heavy text, or a bar or a rule of a drawing;
+    /// only glyphs that are not solid make a line.
+    solid: bool,
 }
 
 impl Comp {
@@ -506,15 +515,7 @@ fn join(parent: &mut [u32], a: u32, b: u32) {
 }
 
 /// Labels the 8-connected components of `mask` (on runs) and pushes those shaped like glyphs.
-fn components(
-    mask: &[u8],
-    level: &[u8],
-    w: usize,
-    h: usize,
-    params: &Params,
-    tiles: &Tiles,
-    out: &mut Vec<Comp>,
-) {
+fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, out: &mut Vec<Comp>) {
     // Runs: (y, x0, x1 exclusive).
     let mut runs: Vec<(u32, u32, u32)> = Vec::new();
     let mut row_start = Vec::with_capacity(h + 1);
@@ -601,19 +602,8 @@ fn components(
         a.rough += rough;
         a.pairs += len - 1;
     }
-    let debug = std::env::var_os("UMBRA_DETECT_DEBUG").is_some();
     for a in acc.into_iter().flatten() {
         let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
-        if debug && ch >= 4 {
-            eprintln!(
-                "comp x {} y {} w {cw} h {ch} fill {:.2} stroke/h {:.2} rough {:.1}",
-                a.x0,
-                a.y0,
-                a.area as f32 / (cw * ch) as f32,
-                2.0 * a.area as f32 / a.perim.max(1) as f32 / ch as f32,
-                a.rough as f32 / a.pairs.max(1) as f32
-            );
-        }
         if ch < u32::from(params.min_height) || ch > u32::from(params.max_height) {
             continue;
         }
@@ -630,15 +620,13 @@ fn components(
         if !small && stroke > params.max_stroke * ch as f32 {
             continue;
         }
-        // On a flat background (no texture around) anti-aliased strokes are rough too, and
-        // there is no speckle to tell them from.
-        let (cx, cy) = (((a.x0 + a.x1) / 2) as usize, ((a.y0 + a.y1) / 2) as usize);
-        let limit = if tiles.flat[cy / TILE * tiles.w + cx / TILE] {
-            params.max_roughness_flat
-        } else {
-            params.max_roughness
-        };
-        if a.pairs > 0 && a.rough as f32 > limit * a.pairs as f32 {
+        // Burned-in strokes are flat, clusters of speckle are not; anti-aliased text is rough
+        // too, but on a flat background (the ring around its box) nothing else is.
+        let rough = a.rough as f32 / a.pairs.max(1) as f32;
+        if rough > params.max_roughness
+            && (rough > params.max_roughness_flat
+                || ring_roughness(level, w, h, a.x0, a.y0, a.x1, a.y1) > params.flat_ring)
+        {
             continue;
         }
         out.push(Comp {
@@ -646,8 +634,41 @@ fn components(
             y0: a.y0,
             x1: a.x1,
             y1: a.y1,
+            solid: fill >= 0.95,
         });
     }
+}
+
+/// Mean absolute level difference between neighbours along the ring of pixels just outside
+/// the box (x1, y1 exclusive), clipped to the image: about 0 on a flat background.
+fn ring_roughness(level: &[u8], w: usize, h: usize, x0: u32, y0: u32, x1: u32, y1: u32) -> f32 {
+    let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
+    let (l, r) = (x0.saturating_sub(1), (x1 + 1).min(w));
+    let (mut sum, mut n) = (0u32, 0u32);
+    for y in [y0.checked_sub(1), (y1 < h).then_some(y1)]
+        .into_iter()
+        .flatten()
+    {
+        let row = &level[y * w + l..y * w + r];
+        for p in row.windows(2) {
+            sum += u32::from(p[0].abs_diff(p[1]));
+            n += 1;
+        }
+    }
+    let (t, b) = (y0.saturating_sub(1), (y1 + 1).min(h));
+    for x in [x0.checked_sub(1), (x1 < w).then_some(x1)]
+        .into_iter()
+        .flatten()
+    {
+        for y in t + 1..b {
+            sum += u32::from(level[y * w + x].abs_diff(level[(y - 1) * w + x]));
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    sum as f32 / n as f32
 }
 
 /// Groups glyph components into lines and returns the boxes of the lines kept.
@@ -692,6 +713,7 @@ fn lines(comps: &mut [Comp], params: &Params) -> Vec<Rect> {
         let root = find(&mut parent, i as u32) as usize;
         match &mut groups[root] {
             Some(l) => {
+                l.c.solid &= c.solid;
                 l.c.x0 = l.c.x0.min(c.x0);
                 l.c.y0 = l.c.y0.min(c.y0);
                 l.c.x1 = l.c.x1.max(c.x1);
@@ -712,8 +734,9 @@ fn lines(comps: &mut [Comp], params: &Params) -> Vec<Rect> {
     }
     let (mut kept, mut rest): (Vec<Comp>, Vec<Comp>) = (Vec::new(), Vec::new());
     for l in groups.into_iter().flatten() {
-        if l.count >= 2
-            || (l.c.x1 - l.c.x0) as f32 >= params.min_single_aspect * l.c.height() as f32
+        if !l.c.solid
+            && (l.count >= 2
+                || (l.c.x1 - l.c.x0) as f32 >= params.min_single_aspect * l.c.height() as f32)
         {
             kept.push(l.c);
         } else {

@@ -216,8 +216,15 @@ fn pixel_findings(
         &Default::default(),
     ) {
         Ok(boxes) if boxes.is_empty() => None,
+        // An image that says Burned In Annotation NO may still show technical text (scanner
+        // settings, scales): a person should look (warn). Without that declaration it is an
+        // error, like the flag itself.
         Ok(boxes) => Some(finding(
-            Severity::Error,
+            if text(tags::BURNED_IN_ANNOTATION) == "NO" {
+                Severity::Warn
+            } else {
+                Severity::Error
+            },
             format!(
                 "{} text-like region(s) in the pixels, the first at x {} y {} ({}x{})",
                 boxes.len(),
