@@ -153,3 +153,22 @@ fn the_throughput_profile_makes_512_by_512_ct_slices() {
         assert!(!f.plants.is_empty());
     }
 }
+
+#[test]
+fn the_ultrasound_profile_makes_640_by_480_frames_with_text_and_no_flag() {
+    let (key, files) = make(2, 1, Profile::Us640 { frames: 4 });
+    assert_eq!(key.files.len(), 8);
+    let mut frames = 0;
+    for f in &key.files {
+        let px = f.pixels.as_ref().unwrap();
+        assert_eq!((px.rows, px.columns, px.samples), (480, 640, 3));
+        frames += px.frames;
+        assert_eq!(f.burned_in.len(), 3, "name, MRN and birth date");
+        assert_eq!(f.expect, umbra_synth::key::Expect::HoldBack);
+        let obj = dicom_object::OpenFileOptions::new()
+            .from_reader(&files[&f.path][128..])
+            .unwrap();
+        assert!(obj.element(Tag(0x0028, 0x0301)).is_err(), "no Burned In Annotation");
+    }
+    assert_eq!(frames, 2 * (3 + 4));
+}
