@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use umbra_core::{Config, Deidentifier, Key, OptionSet, ProfileOption, Pseudonymizer};
 
 static CAP: AtomicUsize = AtomicUsize::new(256 << 20);
+static CLEANER: std::sync::OnceLock<umbra_files::Cleaner> = std::sync::OnceLock::new();
 
 struct Capped;
 
@@ -142,6 +143,16 @@ fuzz_target!(init: {
     };
     // the release gate on the engine's output
     let _ = gate.check(&against, &d.object);
+    // pixel cleaning (decode, rules, detector, fill, encode) on whatever pixel data this is:
+    // an error holds the object back; only a panic or a blow-up is a bug
+    let cleaner = CLEANER.get_or_init(umbra_files::Cleaner::default);
+    let _ = umbra_files::pixels::clean(
+        &mut d.object.clone(),
+        input.raw_pixel_data.as_ref(),
+        &ts,
+        cleaner,
+        &[],
+    );
     let mut out = Vec::new();
     if let Some(raw) = &input.raw_pixel_data {
         d.object.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);

@@ -281,7 +281,10 @@ pub fn decode(
                     w.swap(0, 1);
                 }
             }
-            let need = geometry.frame_len() * geometry.frames as usize;
+            let need = geometry
+                .frame_len()
+                .checked_mul(geometry.frames as usize)
+                .ok_or("image size out of range")?;
             if bytes.len() < need {
                 return Err(format!(
                     "pixel data holds {} bytes where the image needs {need}",

@@ -168,7 +168,10 @@ fn the_ultrasound_profile_makes_640_by_480_frames_with_text_and_no_flag() {
         let obj = dicom_object::OpenFileOptions::new()
             .from_reader(&files[&f.path][128..])
             .unwrap();
-        assert!(obj.element(Tag(0x0028, 0x0301)).is_err(), "no Burned In Annotation");
+        assert!(
+            obj.element(Tag(0x0028, 0x0301)).is_err(),
+            "no Burned In Annotation"
+        );
     }
     assert_eq!(frames, 2 * (3 + 4));
 }

@@ -105,7 +105,6 @@ fn the_rgb_ultrasound_sample_comes_out_with_its_identity_text_filled() {
 }
 
 #[test]
-#[ignore = "the detector does not find the grey text on this sample's grey header bar yet; the object is held back instead (issue 5)"]
 fn the_greyscale_ultrasound_sample_comes_out_with_its_identity_text_filled() {
     check_sample("us_GREYSCALE_IMAGE.dcm", US_GREY);
 }
@@ -150,7 +149,6 @@ fn umbra_scan_finds_the_text_before_cleaning_and_not_after() {
 }
 
 #[test]
-#[ignore = "the detector's recall is below target: some synthetic images are held back because text is still found after cleaning (issue 5)"]
 fn a_synthetic_corpus_with_burned_in_text_scores_perfect_once_cleaned() {
     let tmp = tempfile::tempdir().unwrap();
     let syn = tmp.path().join("syn");
