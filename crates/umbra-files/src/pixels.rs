@@ -67,8 +67,59 @@ pub struct Cleaned {
     pub transfer_syntax: String,
 }
 
-/// Rounds of detect-and-fill before the final check.
-const MAX_ROUNDS: usize = 3;
+/// Whether `b`'s centre lies in one of `boxes`.
+fn inside_any(b: &Rect, boxes: &[Rect]) -> bool {
+    let (cx, cy) = (
+        u32::from(b.x) + u32::from(b.width) / 2,
+        u32::from(b.y) + u32::from(b.height) / 2,
+    );
+    boxes.iter().any(|f| {
+        cx >= u32::from(f.x)
+            && cx < u32::from(f.x) + u32::from(f.width)
+            && cy >= u32::from(f.y)
+            && cy < u32::from(f.y) + u32::from(f.height)
+    })
+}
+
+/// Where the rest of a text line, or the next line, would be: four of its heights to either
+/// side, two above and below, within the image.
+fn neighbourhood(b: &Rect, rows: u16, columns: u16) -> Rect {
+    let h = u32::from(b.height.max(8));
+    let x0 = u32::from(b.x).saturating_sub(4 * h);
+    let y0 = u32::from(b.y).saturating_sub(2 * h);
+    let x1 = (u32::from(b.x) + u32::from(b.width) + 4 * h).min(u32::from(columns));
+    let y1 = (u32::from(b.y) + u32::from(b.height) + 2 * h).min(u32::from(rows));
+    Rect {
+        x: x0 as u16,
+        y: y0 as u16,
+        width: x1.saturating_sub(x0) as u16,
+        height: y1.saturating_sub(y0) as u16,
+    }
+}
+
+/// The pixels of `area` in every frame, as an image of their own.
+fn crop(img: &Image, area: Rect) -> Image {
+    let mut part = Image::new(
+        area.height,
+        area.width,
+        img.samples,
+        img.bits_allocated,
+        img.bits_stored,
+        img.signed,
+        img.photometric,
+        img.frames,
+    );
+    for f in 0..img.frames {
+        for r in 0..area.height {
+            for c in 0..area.width {
+                for s in 0..img.samples {
+                    part.set(f, r, c, s, img.get(f, area.y + r, area.x + c, s));
+                }
+            }
+        }
+    }
+    part
+}
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
@@ -111,9 +162,11 @@ pub fn clean(
     let by_rule = cleaner.rules.regions(&attr, img.rows, img.columns);
     let rule_names: Vec<String> = by_rule.iter().map(|(n, _)| n.clone()).collect();
     let rule_boxes: Vec<Rect> = by_rule.into_iter().map(|(_, r)| r).collect();
-    // Rounds of detect-and-fill: text next to filled text can stand out only once its
-    // neighbours are gone. A round that finds nothing ends it (that round was the check);
-    // after the last round, one more pass must find nothing outside what was filled.
+    // First look: fill what the rules and the detector find in the image as it is. Second
+    // look, around each line the detector found: a line's next word can stand out only once its
+    // neighbours are gone; what it finds there is filled too. With the rules only, the
+    // detector's one look is the check, anywhere in the image: text the rules do not cover
+    // holds the object back.
     let mut filled: Vec<Rect> = Vec::new();
     let frames: Vec<Option<u32>> = if cleaner.per_frame {
         (0..img.frames).map(Some).collect()
@@ -124,55 +177,61 @@ pub fn clean(
         Some(f) => detect::find_text(img, f, &cleaner.detect),
         None => detect::find_text_all_frames(img, &cleaner.detect),
     };
-    let mut settled = false;
-    for round in 0..MAX_ROUNDS {
-        let mut found_any = false;
-        for &frame in &frames {
-            let mut found = if cleaner.detect_text {
-                detect_in(&img, frame)
-            } else {
-                Vec::new()
-            };
-            if round == 0 {
-                found.extend(rule_boxes.iter().copied());
-            }
-            let found = redact::union(&found);
-            found_any |= !found.is_empty();
-            redact::fill(&mut img, frame, &found, cleaner.padding);
-            filled.extend(found);
-        }
-        if !cleaner.detect_text {
-            // rules only: the check below is the detector's one say
-            break;
-        }
-        if !found_any {
-            settled = true;
-            break;
-        }
+    let mut detected: Vec<Rect> = Vec::new();
+    for &frame in &frames {
+        let mut found = if cleaner.detect_text {
+            detect_in(&img, frame)
+        } else {
+            Vec::new()
+        };
+        detected.extend(found.iter().copied());
+        found.extend(rule_boxes.iter().copied());
+        let found = redact::union(&found);
+        redact::fill(&mut img, frame, &found, cleaner.padding);
+        filled.extend(found);
     }
-    let boxes = redact::union(&filled).len();
-    if !settled && cleaner.check_after {
+    if cleaner.detect_text && !detected.is_empty() {
         let padded: Vec<Rect> = filled
             .iter()
             .map(|r| redact::pad(*r, cleaner.padding))
             .collect();
-        let inside = |b: &Rect| {
-            let (cx, cy) = (b.x + b.width / 2, b.y + b.height / 2);
-            padded
-                .iter()
-                .any(|f| cx >= f.x && cx < f.x + f.width && cy >= f.y && cy < f.y + f.height)
-        };
+        let around: Vec<Rect> = detected
+            .iter()
+            .map(|b| neighbourhood(b, img.rows, img.columns))
+            .collect();
+        for area in redact::union(&around) {
+            let part = crop(&img, area);
+            for &frame in &frames {
+                let more: Vec<Rect> = detect_in(&part, frame)
+                    .into_iter()
+                    .map(|b| Rect {
+                        x: b.x + area.x,
+                        y: b.y + area.y,
+                        ..b
+                    })
+                    .filter(|b| !inside_any(b, &padded))
+                    .collect();
+                redact::fill(&mut img, frame, &more, cleaner.padding);
+                filled.extend(more);
+            }
+        }
+    } else if !cleaner.detect_text && cleaner.check_after {
+        let padded: Vec<Rect> = filled
+            .iter()
+            .map(|r| redact::pad(*r, cleaner.padding))
+            .collect();
         if let Some(b) = frames
             .iter()
             .flat_map(|&f| detect_in(&img, f))
-            .find(|b| !inside(b))
+            .find(|b| !inside_any(b, &padded))
         {
             return Err(format!(
-                "text is still found after cleaning, at x {} y {} ({}x{})",
+                "text the rules do not cover is found, at x {} y {} ({}x{})",
                 b.x, b.y, b.width, b.height
             ));
         }
     }
+    let boxes = redact::union(&filled).len();
 
     if let Some(program) = &cleaner.ocr {
         if let Some(kind) = ocr_finds(program, &img, identifiers)? {
