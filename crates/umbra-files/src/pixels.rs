@@ -109,12 +109,20 @@ fn crop(img: &Image, area: Rect) -> Image {
         img.photometric,
         img.frames,
     );
-    for f in 0..img.frames {
-        for r in 0..area.height {
-            for c in 0..area.width {
-                for s in 0..img.samples {
-                    part.set(f, r, c, s, img.get(f, area.y + r, area.x + c, s));
-                }
+    // row by row, as bytes: every sample of a pixel is contiguous (interleaved)
+    let px = usize::from(img.samples) * img.bytes_per_sample();
+    let row_in = usize::from(img.columns) * px;
+    let row_out = usize::from(area.width) * px;
+    let (fin, fout) = (img.frame_len(), part.frame_len());
+    for f in 0..img.frames as usize {
+        for r in 0..usize::from(area.height) {
+            let src = f * fin + (usize::from(area.y) + r) * row_in + usize::from(area.x) * px;
+            let dst = f * fout + r * row_out;
+            if let (Some(from), Some(to)) = (
+                img.data.get(src..src + row_out),
+                part.data.get_mut(dst..dst + row_out),
+            ) {
+                to.copy_from_slice(from);
             }
         }
     }
