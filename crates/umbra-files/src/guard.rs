@@ -339,7 +339,13 @@ fn walk(
                     "value length is not a whole number of its binary units",
                 ));
             }
-            if stop_at_pixels && pixel_data_at == Some(header_at) && end == total {
+            // (a Pixel Data element with another VR, a sequence say, is walked like any other:
+            // it is malformed, and both read paths must say so)
+            if stop_at_pixels
+                && pixel_data_at == Some(header_at)
+                && end == total
+                && matches!(vr, VR::OB | VR::OW | VR::UN)
+            {
                 return Ok(Walk::NativePixelDataAt(header_at));
             }
             if vr == VR::SQ {

@@ -103,3 +103,30 @@ fn un_sequences_of_undefined_length_are_refused_before_parsing() {
         "{err}"
     );
 }
+
+#[test]
+fn pixel_data_encoded_as_a_sequence_is_refused_by_both_read_paths() {
+    // Found by the fuzz target: a Pixel Data element with VR SQ and a defined length that ends
+    // the file. Read whole, the structural check walked into it and refused it; read header
+    // first, it was taken for native pixel data and would have been carried raw into the
+    // output. Both paths now refuse it.
+    let data = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/pixel-data-as-sequence.bin"),
+    )
+    .unwrap();
+    let file = &data[1..];
+    let whole = umbra_files::input_from_bytes(file.to_vec());
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("in.dcm");
+    std::fs::write(&path, file).unwrap();
+    let header_first = umbra_files::read_input_with(&path, 0, 256);
+    let (Err(a), Err(b)) = (&whole, &header_first) else {
+        panic!(
+            "expected both to refuse: {:?} / {:?}",
+            whole.as_ref().err(),
+            header_first.as_ref().err()
+        );
+    };
+    assert_eq!(a.to_string(), b.to_string());
+}
