@@ -4,10 +4,13 @@
 //!
 //! Transfer syntaxes: native data (little or big endian, implicit or explicit, deflated) stays
 //! native; RLE and JPEG lossless are decoded and encoded again losslessly in the same syntax;
-//! JPEG baseline and extended (lossy) are decoded and written as Explicit VR Little Endian, so
-//! the image is not compressed lossily a second time (it keeps Lossy Image Compression 01, and
-//! grows). JPEG-LS, JPEG 2000 and others cannot be decoded by this build: such objects are held
-//! back with that reason. Everything that cannot be done right is an error, and the caller
+//! JPEG 2000 lossless and JPEG-LS lossless (no encoder here) are written losslessly as JPEG
+//! lossless SV1 (monochrome) or RLE (colour); JPEG baseline and extended, JPEG 2000 (.91) and
+//! JPEG-LS near-lossless (lossy) are decoded and written as Explicit VR Little Endian, so the
+//! image is not compressed lossily a second time (it says Lossy Image Compression 01, and
+//! grows). What decodes depends on umbra-pixels' features ([`codec::can_decode`]: JPEG 2000 by
+//! default, JPEG-LS with `charls`); 12-bit JPEG and others cannot be decoded: such objects are
+//! held back with that reason. Everything that cannot be done right is an error, and the caller
 //! holds the object back: an object marked for cleaning is never written with its pixels
 //! unexamined.
 
@@ -258,14 +261,40 @@ pub fn clean(
         codec::JPEG_LOSSLESS | codec::JPEG_LOSSLESS_SV1 => {
             (ts.to_owned(), encapsulated(&img, Codec::JpegLossless)?)
         }
-        codec::JPEG_BASELINE | codec::JPEG_EXTENDED => {
-            // lossy input: decoded and kept as it is now, never compressed lossily again
-            let ds = &mut **obj;
-            ds.put(DataElement::new(
-                tags::LOSSY_IMAGE_COMPRESSION,
-                VR::CS,
-                PrimitiveValue::from("01"),
-            ));
+        codec::JPEG_2000_LOSSLESS | codec::JPEG_LS_LOSSLESS => {
+            // lossless input with no encoder here: JPEG lossless SV1 (monochrome) or RLE
+            // (colour), both lossless
+            let codec = if img.samples == 1 {
+                Codec::JpegLossless
+            } else {
+                Codec::RleLossless
+            };
+            (
+                codec.transfer_syntax().to_owned(),
+                encapsulated(&img, codec)?,
+            )
+        }
+        codec::JPEG_BASELINE
+        | codec::JPEG_EXTENDED
+        | codec::JPEG_2000
+        | codec::JPEG_LS_NEAR_LOSSLESS => {
+            // lossy input: decoded and kept as it is now, never compressed lossily again. JPEG
+            // 2000 (.91) may hold a reversible code stream: a data set that says so (Lossy
+            // Image Compression 00) keeps its word.
+            let said_lossless = ts == codec::JPEG_2000
+                && obj
+                    .element(tags::LOSSY_IMAGE_COMPRESSION)
+                    .ok()
+                    .and_then(|e| e.to_str().ok())
+                    .is_some_and(|v| v.trim() == "00");
+            if !said_lossless {
+                let ds = &mut **obj;
+                ds.put(DataElement::new(
+                    tags::LOSSY_IMAGE_COMPRESSION,
+                    VR::CS,
+                    PrimitiveValue::from("01"),
+                ));
+            }
             (EXPLICIT_LE.to_owned(), native_element(&img, EXPLICIT_LE))
         }
         other => {
@@ -274,7 +303,15 @@ pub fn clean(
             ));
         }
     };
-    if img.photometric != geometry.photometric {
+    // YBR_ICT and YBR_RCT (JPEG 2000) decode to RGB; colour JPEG baseline to RGB
+    let declared = obj
+        .element(tags::PHOTOMETRIC_INTERPRETATION)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_matches(['\0', ' ']).to_owned());
+    if img.photometric != geometry.photometric
+        || declared.as_deref() != Some(img.photometric.as_str())
+    {
         obj.put(DataElement::new(
             tags::PHOTOMETRIC_INTERPRETATION,
             VR::CS,
@@ -311,25 +348,14 @@ pub fn decode(
     {
         return Err("float pixel data cannot be cleaned".into());
     }
-    if ![
-        EXPLICIT_LE,
-        IMPLICIT_LE,
-        DEFLATED,
-        EXPLICIT_BE,
-        codec::RLE_LOSSLESS,
-        codec::JPEG_BASELINE,
-        codec::JPEG_EXTENDED,
-        codec::JPEG_LOSSLESS,
-        codec::JPEG_LOSSLESS_SV1,
-    ]
-    .contains(&ts)
-    {
+    // which syntaxes decode depends on umbra-pixels' features (JPEG 2000, JPEG-LS)
+    if !codec::can_decode(ts) {
         return Err(format!(
             "pixel data in {} cannot be decoded by this build",
             syntax_name(ts)
         ));
     }
-    let geometry = geometry(obj)?;
+    let geometry = geometry(obj, ts)?;
     let value = match raw {
         Some(r) => {
             let bytes = r
@@ -545,7 +571,9 @@ fn int(obj: &InMemDicomObject, tag: Tag) -> Option<u32> {
 }
 
 /// The image geometry the data set declares.
-fn geometry(obj: &InMemDicomObject) -> Result<Image, String> {
+/// The geometry the data set declares, for pixel data in `ts`. YBR_ICT and YBR_RCT (colour
+/// JPEG 2000) count as RGB, what they decode to.
+fn geometry(obj: &InMemDicomObject, ts: &str) -> Result<Image, String> {
     let need = |tag: Tag, name: &str| int(obj, tag).ok_or_else(|| format!("no valid {name}"));
     let rows = need(tags::ROWS, "Rows")?;
     let columns = need(tags::COLUMNS, "Columns")?;
@@ -567,7 +595,12 @@ fn geometry(obj: &InMemDicomObject) -> Result<Image, String> {
         .unwrap_or_default();
     // Palette colour would need its lookup tables both to find text and to know which index is
     // black: not done yet, so such images stay held back.
-    let photometric = Photometric::parse(&photometric)
+    let j2k = [codec::JPEG_2000_LOSSLESS, codec::JPEG_2000].contains(&ts);
+    let parsed = match photometric.as_str() {
+        "YBR_ICT" | "YBR_RCT" if j2k => Some(Photometric::Rgb),
+        other => Photometric::parse(other),
+    };
+    let photometric = parsed
         .filter(|p| *p != Photometric::PaletteColor)
         .ok_or_else(|| {
             format!("Photometric Interpretation {photometric:?} cannot be cleaned by this build")

@@ -1,10 +1,24 @@
-//! Pixel data encoders and decoders for the transfer syntaxes a pure-Rust program can write.
+//! Pixel data encoders and decoders: the transfer syntaxes a pure-Rust program can write, and
+//! those it can read.
 //!
 //! - Native (explicit VR little endian): the bytes as they are.
 //! - RLE Lossless (PS3.5 Annex G): written and read here.
 //! - JPEG Lossless, process 14, selection value 1 (ITU T.81 Annex H): written here, read with
 //!   the `jpeg-decoder` crate (an independent implementation).
 //! - JPEG Baseline (process 1): written with `jpeg-encoder`, read with `jpeg-decoder`.
+//! - JPEG Extended (process 2 & 4): read with `jpeg-decoder`, 8-bit only (it has no 12-bit
+//!   DCT; 12-bit streams give [`CodecError::Unsupported`]).
+//! - JPEG 2000 (lossless .90, lossy .91): read only, with `jpeg2k` over `openjp2`, a Rust port
+//!   of OpenJPEG (no C compiler step), under the feature `jpeg2000` (on by default). A raw
+//!   code stream per frame (a JP2 file is taken too); components must not be subsampled; a
+//!   code stream with a component transform (DICOM's YBR_ICT, YBR_RCT) decodes to RGB. Checked
+//!   in tests against GDCM 3.2.6 `gdcmconv --raw`, bit for bit, on lossless, lossy and colour
+//!   files.
+//! - JPEG-LS (lossless .80, near-lossless .81): read only, with `charls` (bindings to CharLS,
+//!   C++), under the feature `charls` (off by default: it compiles C++ with cmake). No
+//!   maintained pure-Rust JPEG-LS decoder was found on crates.io.
+//!
+//! [`can_decode`] says which syntaxes this build reads.
 //!
 //! Checked by hand (not in tests, which use `jpeg-decoder` and PS3.5/TN1023 examples): RLE and
 //! JPEG lossless output for 8-bit, 12-bit, 16-bit signed multi-frame and RGB images, wrapped
@@ -14,6 +28,10 @@
 //! Decoding refuses, rather than allocates for, a declared image far larger than its encoded
 //! bytes could hold (see [`decode`]).
 
+#[cfg(feature = "jpeg2000")]
+mod j2k;
+#[cfg(feature = "charls")]
+mod jls;
 mod jpeg;
 mod lossless;
 mod rle;
@@ -40,6 +58,37 @@ pub const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 pub const JPEG_LOSSLESS: &str = "1.2.840.10008.1.2.4.57";
 /// JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, Selection Value 1).
 pub const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
+/// JPEG-LS Lossless; decoded with the `charls` feature.
+pub const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
+/// JPEG-LS Lossy (Near-Lossless); decoded with the `charls` feature.
+pub const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
+/// JPEG 2000 Image Compression (Lossless Only); decoded with the `jpeg2000` feature.
+pub const JPEG_2000_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
+/// JPEG 2000 Image Compression (lossless or lossy); decoded with the `jpeg2000` feature.
+pub const JPEG_2000: &str = "1.2.840.10008.1.2.4.91";
+
+/// Whether [`decode`] takes pixel data in `transfer_syntax` in this build (some syntaxes
+/// depend on Cargo features: `jpeg2000`, on by default, and `charls`). A `true` is no promise
+/// for every image: 12-bit JPEG extended, hierarchical and arithmetic-coded JPEG are still
+/// refused as [`CodecError::Unsupported`] when met.
+pub fn can_decode(transfer_syntax: &str) -> bool {
+    let ts = transfer_syntax.trim_matches(|c: char| c == ' ' || c == '\0');
+    let always = matches!(
+        ts,
+        EXPLICIT_VR_LITTLE_ENDIAN
+            | IMPLICIT_VR_LITTLE_ENDIAN
+            | EXPLICIT_VR_BIG_ENDIAN
+            | DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+            | RLE_LOSSLESS
+            | JPEG_BASELINE
+            | JPEG_EXTENDED
+            | JPEG_LOSSLESS
+            | JPEG_LOSSLESS_SV1
+    );
+    always
+        || (cfg!(feature = "jpeg2000") && matches!(ts, JPEG_2000_LOSSLESS | JPEG_2000))
+        || (cfg!(feature = "charls") && matches!(ts, JPEG_LS_LOSSLESS | JPEG_LS_NEAR_LOSSLESS))
+}
 
 /// A way to store pixel data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,7 +255,13 @@ pub fn encode(img: &Image, codec: Codec) -> Result<Encoded, CodecError> {
 /// definition). Signed JPEG lossless images with fewer bits stored than allocated come back
 /// sign-extended. Native data may be longer than the geometry (padding): the excess is ignored.
 ///
-/// Unsupported syntaxes (JPEG-LS, JPEG 2000, MPEG, ...) give `Err(CodecError::Unsupported(ts))`.
+/// JPEG 2000 (feature `jpeg2000`) and JPEG-LS (feature `charls`) return the samples as
+/// stored, interleaved, in the geometry's photometric, except JPEG 2000 code streams with a
+/// component transform, which come back as RGB (photometric `Rgb`); signed JPEG-LS images with
+/// fewer bits stored than allocated come back sign-extended.
+///
+/// Unsupported syntaxes (JPEG-LS or JPEG 2000 without their feature, HTJ2K, MPEG, ...) give
+/// `Err(CodecError::Unsupported(ts))`; see [`can_decode`].
 /// Never panics; refuses an image whose decoded size exceeds 4096 times its encoded size plus
 /// 64 KiB per frame (no real encoding compresses that well), so garbage cannot make it allocate
 /// gigabytes.
@@ -220,6 +275,10 @@ pub fn decode(
         Native,
         Rle,
         Jpeg,
+        #[cfg(feature = "jpeg2000")]
+        J2k,
+        #[cfg(feature = "charls")]
+        JpegLs,
     }
     let kind = match ts {
         EXPLICIT_VR_LITTLE_ENDIAN
@@ -228,6 +287,10 @@ pub fn decode(
         | DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN => Kind::Native,
         RLE_LOSSLESS => Kind::Rle,
         JPEG_BASELINE | JPEG_EXTENDED | JPEG_LOSSLESS | JPEG_LOSSLESS_SV1 => Kind::Jpeg,
+        #[cfg(feature = "jpeg2000")]
+        JPEG_2000_LOSSLESS | JPEG_2000 => Kind::J2k,
+        #[cfg(feature = "charls")]
+        JPEG_LS_LOSSLESS | JPEG_LS_NEAR_LOSSLESS => Kind::JpegLs,
         other => return Err(CodecError::Unsupported(other.to_string())),
     };
     check_geometry(geometry)?;
@@ -236,25 +299,22 @@ pub fn decode(
         data: Vec::new(),
         ..geometry.clone()
     };
-    match kind {
-        Kind::Native => {
-            let [value] = fragments else {
-                return Err(CodecError::Invalid(format!(
-                    "native pixel data must be one value, got {} fragments",
-                    fragments.len()
-                )));
-            };
-            let Some(bytes) = value.get(..total) else {
-                return Err(CodecError::Invalid(format!(
-                    "native pixel data holds {} bytes, geometry needs {}",
-                    value.len(),
-                    total
-                )));
-            };
-            out.data = bytes.to_vec();
-            return Ok(out);
-        }
-        Kind::Rle | Kind::Jpeg => {}
+    if let Kind::Native = kind {
+        let [value] = fragments else {
+            return Err(CodecError::Invalid(format!(
+                "native pixel data must be one value, got {} fragments",
+                fragments.len()
+            )));
+        };
+        let Some(bytes) = value.get(..total) else {
+            return Err(CodecError::Invalid(format!(
+                "native pixel data holds {} bytes, geometry needs {}",
+                value.len(),
+                total
+            )));
+        };
+        out.data = bytes.to_vec();
+        return Ok(out);
     }
     let joined;
     let frames: Vec<&[u8]> = if geometry.frames == 1 && fragments.len() > 1 {
@@ -282,10 +342,14 @@ pub fn decode(
     }
     out.data = Vec::with_capacity(total);
     for f in frames {
-        if let Kind::Rle = kind {
-            rle::decode_frame(geometry, f, &mut out.data)?;
-        } else {
-            out.photometric = jpeg::decode_frame(ts, geometry, f, &mut out.data)?;
+        match kind {
+            Kind::Native => return Err(CodecError::Invalid("native data in frames".into())),
+            Kind::Rle => rle::decode_frame(geometry, f, &mut out.data)?,
+            Kind::Jpeg => out.photometric = jpeg::decode_frame(ts, geometry, f, &mut out.data)?,
+            #[cfg(feature = "jpeg2000")]
+            Kind::J2k => out.photometric = j2k::decode_frame(geometry, f, &mut out.data)?,
+            #[cfg(feature = "charls")]
+            Kind::JpegLs => out.photometric = jls::decode_frame(geometry, f, &mut out.data)?,
         }
     }
     Ok(out)
