@@ -393,7 +393,6 @@ struct Series {
     uid: String,
     uid_ref: IdRef,
     number: i32,
-    modality: &'static str,
     for_uid: String,
     for_ref: IdRef,
 }
@@ -557,7 +556,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn series(&mut self, study: &Study, n: u64, modality: &'static str) -> Series {
+    fn series(&mut self, study: &Study, n: u64) -> Series {
         self.series_count += 1;
         let uid = format!("{}.{n}", study.uid);
         let for_uid = format!("{}.{n}.9", study.uid);
@@ -566,7 +565,6 @@ impl Ctx<'_> {
             uid,
             // unique in the corpus: with Instance Number, it finds a file's copy
             number: (self.index as i32) * 100 + self.series_count,
-            modality,
             for_ref: self.ids.one(Hipaa::R, "frame-of-reference-uid", &for_uid),
             for_uid,
         }
@@ -727,7 +725,6 @@ impl Ctx<'_> {
         if heavy {
             self.heavy(node, study, &p);
         }
-        let _ = series.modality;
         (sop_uid, sop_ref)
     }
 
@@ -803,8 +800,6 @@ impl Ctx<'_> {
             self.me.email,
             Location::Standard,
         );
-        who.put(Tag(0x0040, 0x1101), VR::SQ, "");
-        who.obj.remove_element(Tag(0x0040, 0x1101));
         req.seq(Tag(0x0008, 0x0096), vec![who]);
         node.seq(Tag(0x0040, 0x0275), vec![req]);
         // Contributing Equipment Sequence: the institution in a code meaning, two deep
@@ -1410,7 +1405,7 @@ fn small_patient(ctx: &mut Ctx<'_>) -> Result<(), GenerateError> {
     let st = ctx.study(1, 2012);
     ctx.study_folder_ids = vec![st.date_ref];
     let dir = format!("{base}/{}_CT", st.date);
-    let ct = ctx.series(&st, 1, "CT");
+    let ct = ctx.series(&st, 1);
     const CT_SYNTAXES: [Syntax; 6] = [
         Syntax::ExplicitLe,
         Syntax::ImplicitLe,
@@ -1505,7 +1500,7 @@ fn small_patient(ctx: &mut Ctx<'_>) -> Result<(), GenerateError> {
     let st2 = ctx.study(2, 2016);
     ctx.study_folder_ids = vec![st2.date_ref];
     let dir2 = format!("{base}/{}_MR", st2.date);
-    let mr = ctx.series(&st2, 1, "MR");
+    let mr = ctx.series(&st2, 1);
     let template = if i.is_multiple_of(2) {
         Syntax::JpegLs
     } else {
@@ -1544,7 +1539,7 @@ fn small_patient(ctx: &mut Ctx<'_>) -> Result<(), GenerateError> {
 fn ct512_patient(ctx: &mut Ctx<'_>, slices: usize) -> Result<(), GenerateError> {
     let st = ctx.study(1, 2015);
     ctx.study_folder_ids = vec![st.date_ref];
-    let ct = ctx.series(&st, 1, "CT");
+    let ct = ctx.series(&st, 1);
     let dir = format!("{}/CT", ctx.folder);
     for k in 0..slices {
         ctx.ct_slice(
@@ -1593,7 +1588,7 @@ fn us640_patient(ctx: &mut Ctx<'_>, frames: u32) -> Result<(), GenerateError> {
 }
 
 fn enhanced_ct(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), GenerateError> {
-    let series = ctx.series(st, 2, "CT");
+    let series = ctx.series(st, 2);
     let syntax = if ctx.index.is_multiple_of(2) {
         Syntax::ExplicitLe
     } else {
@@ -1665,7 +1660,6 @@ fn clone_series(s: &Series) -> Series {
         uid: s.uid.clone(),
         uid_ref: s.uid_ref,
         number: s.number,
-        modality: s.modality,
         for_uid: s.for_uid.clone(),
         for_ref: s.for_ref,
     }
@@ -1698,7 +1692,7 @@ fn sr_report(
     cts: &[usize],
     rel: &str,
 ) -> Result<(), GenerateError> {
-    let series = ctx.series(st, 3, "SR");
+    let series = ctx.series(st, 3);
     let syntax = if ctx.index.is_multiple_of(2) {
         Syntax::ExplicitLe
     } else {
@@ -1835,7 +1829,7 @@ fn rt_struct(
     cts: &[usize],
     rel: &str,
 ) -> Result<(), GenerateError> {
-    let series = ctx.series(st, 4, "RTSTRUCT");
+    let series = ctx.series(st, 4);
     let spec = ObjectSpec {
         sop_class: RT_STRUCT,
         modality: "RTSTRUCT",
@@ -1971,7 +1965,7 @@ fn mr_image(
 /// A radiograph (CR or DX) with the MRN drawn in an overlay plane and the name in the preamble.
 fn radiograph(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), GenerateError> {
     let dx = ctx.index % 2 == 1;
-    let series = ctx.series(st, 1, if dx { "DX" } else { "CR" });
+    let series = ctx.series(st, 1);
     const SYNTAXES: [Syntax; 3] = [Syntax::ExplicitLe, Syntax::ImplicitLe, Syntax::ExplicitBe];
     let syntax = SYNTAXES[ctx.index % 3];
     let spec = ObjectSpec {
@@ -2124,7 +2118,7 @@ fn ultrasound(
     shape: UsShape,
     rel: &str,
 ) -> Result<(), GenerateError> {
-    let series = ctx.series(st, shape.series, "US");
+    let series = ctx.series(st, shape.series);
     let spec = ObjectSpec {
         sop_class: if shape.frames > 1 {
             US_MULTIFRAME
@@ -2191,7 +2185,7 @@ fn ultrasound(
 
 /// A screen capture (a dose report) with identity burned in, flagged.
 fn screen_capture(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), GenerateError> {
-    let series = ctx.series(st, 4, "OT");
+    let series = ctx.series(st, 4);
     let spec = ObjectSpec {
         sop_class: SC_IMAGE,
         modality: "OT",
