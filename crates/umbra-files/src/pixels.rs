@@ -31,10 +31,11 @@ pub struct Cleaner {
     /// Text detector settings.
     pub detect: detect::Params,
     /// Run the text detector (off: known regions from the rules only, as RSNA CTP's pixel
-    /// anonymizer works; the final check still runs the detector).
+    /// anonymizer works; the detector then only checks, see `check_after`).
     pub detect_text: bool,
-    /// After filling, run the detector once more and refuse the object if it finds text outside
-    /// what was filled (fail closed; on by default).
+    /// With the rules only (`detect_text` off): after filling, run the detector and refuse the
+    /// object if it finds text outside the rules' regions (fail closed; on by default). With the
+    /// detector on, its second look around each line fills what it finds instead.
     pub check_after: bool,
     /// Pixels added around every box.
     pub padding: u16,
