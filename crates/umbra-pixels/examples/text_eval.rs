@@ -196,6 +196,8 @@ fn main() {
             "line_gap" => p.line_gap = f,
             "min_single_aspect" => p.min_single_aspect = f,
             "extend_gap" => p.extend_gap = f,
+            "flat_diff" => p.flat_diff = f as u8,
+            "extreme_max" => p.extreme_max = f,
             _ => panic!("unknown parameter {k}"),
         }
     }

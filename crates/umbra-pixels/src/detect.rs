@@ -21,7 +21,12 @@
 //!      of the 3×3 tiles around it, at least [`Params::tophat_min`] and at most
 //!      [`Params::tophat_cap`]. On flat backgrounds median and spread are 0 and faint grey text
 //!      passes; on ultrasound speckle or anatomy they are high and only strokes clearly
-//!      brighter than the texture pass, so speckle does not percolate into blobs;
+//!      brighter than the texture pass, so speckle does not percolate into blobs. Where a
+//!      tile and its eight neighbours are all flat (three quarters of their horizontally
+//!      adjacent pixels within [`Params::flat_diff`] levels; text edges are a minority), the
+//!      threshold is the tile's lower quartile plus [`Params::tophat_margin`] instead: lines
+//!      of large, heavy text stacked on a screen capture fill most of their tiles and would
+//!      otherwise raise median and spread above their own contrast;
 //!    - the same white top-hat with a horizontal line of [`Params::window`] pixels as the
 //!      element: text on a bar or label not much higher than the text (the square opening
 //!      takes the dark outside the bar, so bar and text come out as one block);
@@ -30,7 +35,12 @@
 //!    - *near white* (level ≥ [`Params::bright`]): large glyphs whose strokes are wider than
 //!      the top-hat window;
 //!    - *saturated colour* (chroma ≥ [`Params::chroma`] and level ≥ 64): coloured text over
-//!      grey pictures.
+//!      grey pictures;
+//!    - *exact brightest value* (16-bit greyscale): the pixels stored at exactly the frame's
+//!      display-brightest value (the maximum; the minimum for MONOCHROME1), when the window
+//!      saturates it and they are at most [`Params::extreme_max`] of the frame. Text burned
+//!      in at the maximum over a band near it comes out of the window at the band's level
+//!      (both 255), but the stored ink is that one value and a noisy or graded band is not.
 //! 3. **Connected components** (8-connected, on runs). A component is a glyph (or several
 //!    touching glyphs) when its height is within [`Params::min_height`]..=[`Params::max_height`],
 //!    its width at most [`Params::max_aspect`] heights, its fill ratio (ink over bounding box)
@@ -120,6 +130,16 @@ pub struct Params {
     /// Largest gap, in heights, across which a kept line takes in an aligned short group or
     /// another kept line of its height ([`find_text`] step 5).
     pub extend_gap: f32,
+    /// A 32×32 tile is flat when three quarters of its horizontally adjacent pixel pairs
+    /// differ by at most this many levels; where a tile and its eight neighbours are all flat
+    /// (screen captures, bars, labels: nothing there to mistake for text), the top-hat
+    /// threshold is the tile's lower quartile plus [`Params::tophat_margin`], whatever the
+    /// median and spread (dense large text raises both).
+    pub flat_diff: u8,
+    /// For 16-bit greyscale, also take the pixels stored at exactly the display-brightest
+    /// value of the frame (text burned in at the maximum over a band the percentile window
+    /// saturates), when they are at most this fraction of the frame.
+    pub extreme_max: f32,
 }
 
 impl Default for Params {
@@ -146,6 +166,8 @@ impl Default for Params {
             line_gap: 3.5,
             min_single_aspect: 2.0,
             extend_gap: 6.0,
+            flat_diff: 2,
+            extreme_max: 0.05,
         }
     }
 }
@@ -161,8 +183,12 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
     let Some(data) = img.data.get(start..start + img.frame_len()) else {
         return Vec::new();
     };
-    let (level, chroma) = planes(img, data);
+    let (level, chroma, extreme_mask) = planes(img, data, params);
+    let flat = flat_tiles(&level, w, h, params);
     let mut comps = Vec::new();
+    if let Some(mask) = extreme_mask {
+        components(&mask, &level, w, h, params, &mut comps);
+    }
     let r = usize::from(params.window.max(3) / 2);
     let eroded = extreme(&level, w, h, r, false);
     let opened = extreme(&eroded, w, h, r, true);
@@ -172,7 +198,7 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
         .map(|(&a, &b)| a.saturating_sub(b))
         .collect();
     drop(eroded);
-    let mask = adaptive(&tophat, w, h, params);
+    let mask = adaptive(&tophat, &flat, w, h, params);
     components(&mask, &level, w, h, params, &mut comps);
     // The same with a horizontal line as the element: text on a bar or a label lower than
     // the square window (the opening by a square takes the dark outside the bar, so bar
@@ -184,7 +210,7 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
         .zip(&opened)
         .map(|(&a, &b)| a.saturating_sub(b))
         .collect();
-    let mask = adaptive(&tophat, w, h, params);
+    let mask = adaptive(&tophat, &flat, w, h, params);
     components(&mask, &level, w, h, params, &mut comps);
     if params.dark_text {
         // Dark text: closing by a horizontal line only (labels are wide but hardly higher
@@ -196,7 +222,7 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
             .zip(&level)
             .map(|(&a, &b)| a.saturating_sub(b))
             .collect();
-        let mask = adaptive(&blackhat, w, h, params);
+        let mask = adaptive(&blackhat, &flat, w, h, params);
         components(&mask, &level, w, h, params, &mut comps);
     }
     let mask: Vec<u8> = level
@@ -224,8 +250,12 @@ pub fn find_text_all_frames(img: &Image, params: &Params) -> Vec<Rect> {
     crate::redact::union(&all)
 }
 
-/// The 8-bit level plane and, for colour images, the chroma plane of one frame.
-fn planes(img: &Image, data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+/// The planes of one frame: 8-bit level, chroma (colour images) and, for 16-bit greyscale,
+/// the mask of the pixels stored at exactly the display-brightest value when they are few
+/// ([`Params::extreme_max`]).
+type Planes = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn planes(img: &Image, data: &[u8], params: &Params) -> Planes {
     let n = usize::from(img.rows) * usize::from(img.columns);
     let spp = usize::from(img.samples);
     let bytes = img.bytes_per_sample();
@@ -258,7 +288,7 @@ fn planes(img: &Image, data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
                     chroma.push(((mx - mn) << shift).min(255) as u8);
                 }
             }
-            return (level, Some(chroma));
+            return (level, Some(chroma), None);
         }
         let mut level: Vec<u8> = (0..n)
             .map(|i| ((sample(i, 0) << shift).min(255)) as u8)
@@ -266,7 +296,7 @@ fn planes(img: &Image, data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
         if img.photometric == Photometric::Monochrome1 {
             level.iter_mut().for_each(|v| *v = 255 - *v);
         }
-        return (level, None);
+        return (level, None, None);
     }
     // 16-bit: one value per pixel (luma for colour), then a percentile window.
     let bits = u32::from(img.bits_stored.clamp(1, 16));
@@ -336,7 +366,51 @@ fn planes(img: &Image, data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     if img.photometric == Photometric::Monochrome1 {
         level.iter_mut().for_each(|v| *v = 255 - *v);
     }
-    (level, chroma)
+    // Text burned in at the brightest value over a band near it: the window saturates both,
+    // but the ink is that exact value and the band (noisy, or a gradient) rarely is.
+    let mut extreme_mask = None;
+    if !colour {
+        let bright = if img.photometric == Photometric::Monochrome1 {
+            hist.iter().position(|&c| c > 0)
+        } else {
+            hist.iter().rposition(|&c| c > 0)
+        };
+        if let Some(v) = bright {
+            let count = hist[v] as f32;
+            let saturated = if img.photometric == Photometric::Monochrome1 {
+                (v as u32) < lo
+            } else {
+                v as u32 > hi
+            };
+            if saturated && count >= 8.0 && count <= params.extreme_max * n as f32 {
+                let v = v as u32;
+                extreme_mask = Some(raw.iter().map(|&r| u8::from(r == v)).collect());
+            }
+        }
+    }
+    (level, chroma, extreme_mask)
+}
+
+/// Per 32×32 tile: whether three quarters of its horizontally adjacent pixel pairs differ by
+/// at most [`Params::flat_diff`] levels.
+fn flat_tiles(level: &[u8], w: usize, h: usize, params: &Params) -> Vec<bool> {
+    let (tw, tht) = (w.div_ceil(TILE), h.div_ceil(TILE));
+    let mut small = vec![0u32; tw * tht];
+    let mut pairs = vec![0u32; tw * tht];
+    for y in 0..h {
+        let row = &level[y * w..(y + 1) * w];
+        let trow = (y / TILE) * tw;
+        for x in 1..w {
+            let t = trow + x / TILE;
+            pairs[t] += 1;
+            small[t] += u32::from(row[x].abs_diff(row[x - 1]) <= params.flat_diff);
+        }
+    }
+    small
+        .iter()
+        .zip(&pairs)
+        .map(|(&s, &p)| p > 0 && s * 4 >= p * 3)
+        .collect()
 }
 
 /// Sliding maximum (`max`) or minimum over a (2r+1)-square window, separably; pixels outside
@@ -412,10 +486,11 @@ fn extreme2(src: &[u8], w: usize, h: usize, r: usize, ry: usize, max: bool) -> V
 /// Side of the tiles of the adaptive threshold.
 const TILE: usize = 32;
 
-fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
+fn adaptive(th: &[u8], flat: &[bool], w: usize, h: usize, params: &Params) -> Vec<u8> {
     let (tw, tht) = (w.div_ceil(TILE), h.div_ceil(TILE));
     // Per tile: median and interquartile range of the top-hat.
     let mut median = vec![0u8; tw * tht];
+    let mut lower = vec![0u8; tw * tht];
     let mut iqr = vec![0u8; tw * tht];
     for ty in 0..tht {
         for tx in 0..tw {
@@ -443,6 +518,7 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
                 }
             }
             median[ty * tw + tx] = q2.unwrap_or(0);
+            lower[ty * tw + tx] = q1.unwrap_or(0);
             iqr[ty * tw + tx] = q3.unwrap_or(0) - q1.unwrap_or(0);
         }
     }
@@ -453,10 +529,12 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
             // spread of the tiles it is in, rarely of most of the neighbourhood).
             let mut around = Vec::with_capacity(9);
             let mut base = Vec::with_capacity(9);
+            let mut all_flat = true;
             for ny in ty.saturating_sub(1)..(ty + 2).min(tht) {
                 for nx in tx.saturating_sub(1)..(tx + 2).min(tw) {
                     around.push(iqr[ny * tw + nx]);
                     base.push(median[ny * tw + nx]);
+                    all_flat &= flat[ny * tw + nx];
                 }
             }
             around.sort_unstable();
@@ -465,9 +543,17 @@ fn adaptive(th: &[u8], w: usize, h: usize, params: &Params) -> Vec<u8> {
             // The base too: a tile mostly covered by large text must not raise its own bar.
             let base = base[base.len() / 2].min(median[ty * tw + tx]);
             let lift = (params.tophat_margin as f32).max(params.texture * spread as f32);
-            let t = (base as f32 + lift)
-                .max(params.tophat_min as f32)
-                .min(params.tophat_cap.max(params.tophat_min) as f32) as u8;
+            let t = if all_flat {
+                // Flat surroundings: dense text may raise median and spread, but there is
+                // no texture to mistake for it.
+                lower[ty * tw + tx]
+                    .saturating_add(params.tophat_margin)
+                    .max(params.tophat_min)
+            } else {
+                (base as f32 + lift)
+                    .max(params.tophat_min as f32)
+                    .min(params.tophat_cap.max(params.tophat_min) as f32) as u8
+            };
             let (x0, y0) = (tx * TILE, ty * TILE);
             let (x1, y1) = ((x0 + TILE).min(w), (y0 + TILE).min(h));
             for y in y0..y1 {
