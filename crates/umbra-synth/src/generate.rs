@@ -529,6 +529,11 @@ fn fold_for_path(s: &str) -> String {
 }
 
 impl Ctx<'_> {
+    /// An empty data set in the patient's character set.
+    fn node(&self) -> Node {
+        Node::new(self.person.script == Script::Japanese)
+    }
+
     fn uid(&self, parts: &[u64]) -> String {
         let mut s = format!("{ORG_ROOT}.{}.{}", self.opts.seed, self.index + 1);
         for p in parts {
@@ -1369,7 +1374,7 @@ impl Ctx<'_> {
             instance: k as i32 + 1,
             preamble: false,
         };
-        let mut node = Node::new(self.person.script == Script::Japanese);
+        let mut node = self.node();
         let sop = self.base(&mut node, study, series, &spec, true);
         node.put(Tag(0x0008, 0x0008), VR::CS, "ORIGINAL\\PRIMARY\\AXIAL");
         Self::image_position(&mut node, series, k as f64 * 2.5);
@@ -1601,7 +1606,7 @@ fn enhanced_ct(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), GenerateE
         instance: 1,
         preamble: false,
     };
-    let mut node = Node::new(ctx.person.script == Script::Japanese);
+    let mut node = ctx.node();
     let sop = ctx.base(&mut node, st, &series, &spec, false);
     node.put(
         Tag(0x0008, 0x0008),
@@ -1641,28 +1646,17 @@ fn enhanced_ct(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), GenerateE
     umbra_pixels::background::fill(&mut img, Background::Ct, ctx.seed_for(7));
     node.put(Tag(0x0028, 0x1052), VR::DS, "-1024");
     node.put(Tag(0x0028, 0x1053), VR::DS, "1");
-    let s2 = clone_series(&series);
     ctx.write_object(
         node,
         rel.into(),
         &spec,
         st,
-        &s2,
+        &series,
         Some((img, Vec::new())),
         sop,
         FileKind::Dicom,
         write_expect(),
     )
-}
-
-fn clone_series(s: &Series) -> Series {
-    Series {
-        uid: s.uid.clone(),
-        uid_ref: s.uid_ref,
-        number: s.number,
-        for_uid: s.for_uid.clone(),
-        for_ref: s.for_ref,
-    }
 }
 
 fn sr_text(node: &Node, concept: &str, text: &str, ids: &[IdRef]) -> Node {
@@ -1705,7 +1699,7 @@ fn sr_report(
         instance: 1,
         preamble: false,
     };
-    let mut node = Node::new(ctx.person.script == Script::Japanese);
+    let mut node = ctx.node();
     let sop = ctx.base(&mut node, st, &series, &spec, false);
     let p = ctx.person.clone();
     let m = ctx.me.mrn;
@@ -1837,7 +1831,7 @@ fn rt_struct(
         instance: 1,
         preamble: false,
     };
-    let mut node = Node::new(ctx.person.script == Script::Japanese);
+    let mut node = ctx.node();
     let sop = ctx.base(&mut node, st, &series, &spec, false);
     let p = ctx.person.clone();
     node.put(Tag(0x3006, 0x0002), VR::SH, "RTSTRUCT");
@@ -1933,7 +1927,7 @@ fn mr_image(
         instance: n,
         preamble: false,
     };
-    let mut node = Node::new(ctx.person.script == Script::Japanese);
+    let mut node = ctx.node();
     let sop = ctx.base(&mut node, st, series, &spec, true);
     node.put(Tag(0x0008, 0x0008), VR::CS, "ORIGINAL\\PRIMARY\\M\\ND");
     Ctx::image_position(&mut node, series, n as f64 * 5.0);
@@ -1975,7 +1969,7 @@ fn radiograph(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), GenerateEr
         instance: 1,
         preamble: true,
     };
-    let mut node = Node::new(ctx.person.script == Script::Japanese);
+    let mut node = ctx.node();
     let sop = ctx.base(&mut node, st, &series, &spec, true);
     node.put(Tag(0x0018, 0x0015), VR::CS, "CHEST");
     if dx {
@@ -2130,7 +2124,7 @@ fn ultrasound(
         instance: 1,
         preamble: false,
     };
-    let mut node = Node::new(ctx.person.script == Script::Japanese);
+    let mut node = ctx.node();
     let sop = ctx.base(&mut node, st, &series, &spec, true);
     node.put(Tag(0x0008, 0x0008), VR::CS, "ORIGINAL\\PRIMARY\\ABDOMINAL");
     if shape.flagged {
@@ -2193,7 +2187,7 @@ fn screen_capture(ctx: &mut Ctx<'_>, st: &Study, rel: &str) -> Result<(), Genera
         instance: 1,
         preamble: false,
     };
-    let mut node = Node::new(ctx.person.script == Script::Japanese);
+    let mut node = ctx.node();
     let sop = ctx.base(&mut node, st, &series, &spec, false);
     node.put(Tag(0x0008, 0x0064), VR::CS, "WSD");
     node.put(Tag(0x0028, 0x0301), VR::CS, "YES");
