@@ -615,6 +615,15 @@ impl Scorer<'_> {
         self.report.actions.entry(action).or_default().add(ok);
     }
 
+    /// One remove-identity action, counted by HIPAA class and, for a planted place, by place.
+    fn identity(&mut self, hipaa: Hipaa, location: Option<Location>, ok: bool) {
+        self.tally(Action::RemoveIdentity, ok);
+        self.report.hipaa.entry(hipaa).or_default().add(ok);
+        if let Some(l) = location {
+            self.report.locations.entry(l).or_default().add(ok);
+        }
+    }
+
     fn fail(&mut self, f: Failure) {
         self.report.failures.push(f);
     }
@@ -699,13 +708,7 @@ fn score(key: &Key, outs: &[Out]) -> Report {
             }
             let ok = leak_in.is_none();
             leaked_any |= !ok;
-            s.tally(Action::RemoveIdentity, ok);
-            s.report.hipaa.entry(ident.hipaa).or_default().add(ok);
-            s.report
-                .locations
-                .entry(plant.location)
-                .or_default()
-                .add(ok);
+            s.identity(ident.hipaa, Some(plant.location), ok);
             if let Some(o) = leak_in {
                 s.fail(Failure {
                     location: Some(plant.location),
@@ -735,8 +738,7 @@ fn score(key: &Key, outs: &[Out]) -> Report {
             for (id, path) in extra {
                 let ident = &key.identifiers[id];
                 leaked_any = true;
-                s.tally(Action::RemoveIdentity, false);
-                s.report.hipaa.entry(ident.hipaa).or_default().add(false);
+                s.identity(ident.hipaa, None, false);
                 s.fail(Failure {
                     path: Some(path),
                     kind: Some(ident.kind.clone()),
@@ -766,13 +768,7 @@ fn score(key: &Key, outs: &[Out]) -> Report {
             }
             let ok = left.is_none();
             leaked_any |= !ok;
-            s.tally(Action::RemoveIdentity, ok);
-            s.report.hipaa.entry(ident.hipaa).or_default().add(ok);
-            s.report
-                .locations
-                .entry(Location::Pixels)
-                .or_default()
-                .add(ok);
+            s.identity(ident.hipaa, Some(Location::Pixels), ok);
             if let Some((o, why)) = left {
                 s.fail(Failure {
                     location: Some(Location::Pixels),
@@ -839,8 +835,7 @@ fn score(key: &Key, outs: &[Out]) -> Report {
             hits.sort_unstable();
             for id in hits {
                 let ident = &key.identifiers[id];
-                s.tally(Action::RemoveIdentity, false);
-                s.report.hipaa.entry(ident.hipaa).or_default().add(false);
+                s.identity(ident.hipaa, None, false);
                 s.fail(Failure {
                     kind: Some(ident.kind.clone()),
                     hipaa: Some(ident.hipaa),
