@@ -140,20 +140,8 @@ pub(super) fn decode_frame(
             } else {
                 k * samples + s
             };
-            let mut v = if wide {
-                // CharLS writes samples of more than 8 bits as 16 bits in native order
-                u32::from(u16::from_ne_bytes([decoded[2 * idx], decoded[2 * idx + 1]]))
-            } else {
-                u32::from(decoded[idx])
-            };
-            if sign_extend && v & (1 << (stored - 1)) != 0 {
-                v |= !((1u32 << stored) - 1);
-            }
-            if bps == 1 {
-                out.push(v as u8);
-            } else {
-                out.extend_from_slice(&(v as u16).to_le_bytes());
-            }
+            // CharLS writes samples of more than 8 bits as 16 bits in native order
+            super::push_sample(out, &decoded, idx, wide, sign_extend, stored, bps);
         }
     }
     Ok(g.photometric)

@@ -152,20 +152,8 @@ pub(super) fn decode_frame(
     let stored = u32::from(g.bits_stored);
     out.reserve(pixels * bps);
     for k in 0..pixels {
-        let mut v = if wide {
-            // jpeg-decoder writes 16-bit samples in native byte order.
-            u32::from(u16::from_ne_bytes([decoded[2 * k], decoded[2 * k + 1]]))
-        } else {
-            u32::from(decoded[k])
-        };
-        if sign_extend && v & (1 << (stored - 1)) != 0 {
-            v |= !((1u32 << stored) - 1);
-        }
-        if bps == 1 {
-            out.push(v as u8);
-        } else {
-            out.extend_from_slice(&(v as u16).to_le_bytes());
-        }
+        // jpeg-decoder writes 16-bit samples in native byte order.
+        super::push_sample(out, &decoded, k, wide, sign_extend, stored, bps);
     }
     Ok(if h.components == 3 && !lossless {
         Photometric::Rgb

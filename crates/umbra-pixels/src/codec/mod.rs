@@ -34,6 +34,33 @@ mod j2k;
 mod jls;
 mod jpeg;
 mod lossless;
+
+/// Appends decoded sample `idx` as `bps` little-endian bytes: byte `idx` of `decoded`, or (`wide`)
+/// the native-order 16-bit word at `2 * idx`, as the JPEG decoders write them; sign-extended
+/// from `stored` bits when `sign_extend`.
+fn push_sample(
+    out: &mut Vec<u8>,
+    decoded: &[u8],
+    idx: usize,
+    wide: bool,
+    sign_extend: bool,
+    stored: u32,
+    bps: usize,
+) {
+    let mut v = if wide {
+        u32::from(u16::from_ne_bytes([decoded[2 * idx], decoded[2 * idx + 1]]))
+    } else {
+        u32::from(decoded[idx])
+    };
+    if sign_extend && v & (1 << (stored - 1)) != 0 {
+        v |= !((1u32 << stored) - 1);
+    }
+    if bps == 1 {
+        out.push(v as u8);
+    } else {
+        out.extend_from_slice(&(v as u16).to_le_bytes());
+    }
+}
 mod rle;
 
 pub use rle::{packbits_decode, packbits_encode};
