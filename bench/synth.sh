@@ -17,7 +17,10 @@ OUT=${OUT:-$W}
 mkdir -p "$W" "$OUT"
 if [ ! -x "$UMBRA" ]; then echo "missing $UMBRA; run: cargo build --release" >&2; exit 1; fi
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
-[ -f "$W/key" ] || "$UMBRA" keygen "$W/key" >&2
+log() { printf '\n== %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ensure_key
 S=$OUT/synth-speed
 rm -rf "$S" && "$UMBRA" synth --out "$S/ref" --patients "$PATIENTS" >&2
 "$UMBRA" deid "$S/ref/corpus" --out "$S/deid" --key-file "$W/key" --quiet >/dev/null 2>&1 || true
