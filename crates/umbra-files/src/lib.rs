@@ -7,14 +7,19 @@
 
 mod gate;
 pub mod guard;
+mod keyfile;
 pub mod pixels;
 mod read;
 mod run;
 
 pub use gate::{Gate, allow_for};
+pub use keyfile::read_key_file;
 pub use pixels::{Cleaned, Cleaner};
 pub use read::{
     Input, RawPixelData, ReadError, ScanInput, input_from_bytes, parse_bytes, read_for_scan,
     read_input, read_input_with, read_object,
 };
-pub use run::{Outcome, Record, RunOptions, Summary, UsageError, collect_inputs, list_files, run};
+pub use run::{
+    Outcome, Produced, Record, Refused, RunOptions, Summary, UsageError, collect_inputs,
+    deidentify_file, list_files, run,
+};

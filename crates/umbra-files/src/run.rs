@@ -266,17 +266,85 @@ fn process_one(
     out: &Path,
     claims: &Claims,
 ) -> Record {
+    let done = match deidentify_file(input, engine, gate, cleaner) {
+        Ok(d) => d,
+        Err(refused) => return record(input, refused.outcome, Some(refused.reason), None),
+    };
+    let failed = |reason: String| record(input, Outcome::Failed, Some(reason), None);
+    let rel = done.rel.clone();
+    let dest = out.join(&rel);
+    let tmp = match write_temp(&dest, &done.object, done.raw_pixels.as_ref()) {
+        Ok(t) => t,
+        Err(Step::Encode(e)) => return failed(format!("cannot encode output: {e}")),
+        Err(Step::Io(e)) => return failed(format!("cannot write output: {e}")),
+    };
+    let (pixel_boxes, pixel_rules) = (done.pixel_boxes, done.pixel_rules.clone());
+    drop(done);
+    // Check once: what is about to be placed must read back (its header at least: the pixel
+    // data is the input's own bytes). Never place a file nobody can open.
+    if let Err(e) = crate::read::parse_header_file(tmp.path()) {
+        return failed(format!("output does not read back: {e}"));
+    }
+    match place(index, files, &dest, &rel, tmp, claims) {
+        Ok(None) => {
+            let mut r = record(input, Outcome::Written, None, Some(rel));
+            r.pixel_boxes = pixel_boxes;
+            r.pixel_rules = pixel_rules;
+            r
+        }
+        Ok(Some(reason)) => record(input, Outcome::HeldBack, Some(reason), None),
+        Err(e) => failed(format!("cannot write output: {e}")),
+    }
+}
+
+/// Why an input produced no output.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// Held back, failed or skipped (never `Written`).
+    pub outcome: Outcome,
+    /// The reason, naming no identifier.
+    pub reason: String,
+}
+
+/// A de-identified object, checked and ready to write: everything but the bytes on disk.
+pub struct Produced {
+    /// The de-identified object with its new meta group.
+    pub object: FileDicomObject<InMemDicomObject>,
+    /// The input's own pixel data element, when it is carried as bytes (it follows the header).
+    raw_pixels: Option<RawPixelData>,
+    /// Where it goes under an output folder: PATIENT/STUDY/SERIES/INSTANCE.dcm (pseudonymous).
+    pub rel: PathBuf,
+    /// Under `clean-pixel-data`, when the pixels were cleaned: boxes filled.
+    pub pixel_boxes: Option<usize>,
+    /// ... and the pixel rules that matched.
+    pub pixel_rules: Vec<String>,
+}
+
+impl Produced {
+    /// Writes the whole Part 10 file (header, then the pixel data carried as bytes, if any).
+    pub fn write_to(&self, file: &std::fs::File) -> Result<(), String> {
+        write_object(file, &self.object, self.raw_pixels.as_ref()).map_err(|e| match e {
+            Step::Encode(e) => format!("cannot encode output: {e}"),
+            Step::Io(e) => format!("cannot write output: {e}"),
+        })
+    }
+}
+
+/// Reads, de-identifies, cleans pixels (when asked) and checks one input file: the whole trip
+/// but the write. `gate` is the release gate (the independent scanner); `None` skips it.
+pub fn deidentify_file(
+    input: &Path,
+    engine: &Deidentifier,
+    gate: Option<&Gate>,
+    cleaner: Option<&crate::pixels::Cleaner>,
+) -> Result<Produced, Refused> {
+    let refuse = |outcome, reason: String| Refused { outcome, reason };
     let read = match read_input(input) {
         Ok(x) => x,
         Err(ReadError::NotDicom) => {
-            return record(
-                input,
-                Outcome::Skipped,
-                Some("not a DICOM file".into()),
-                None,
-            );
+            return Err(refuse(Outcome::Skipped, "not a DICOM file".into()));
         }
-        Err(e) => return record(input, Outcome::Failed, Some(e.to_string()), None),
+        Err(e) => return Err(refuse(Outcome::Failed, e.to_string())),
     };
     let Input {
         object,
@@ -290,14 +358,14 @@ fn process_one(
             HoldKind::HeldBack => Outcome::HeldBack,
             HoldKind::Failed => Outcome::Failed,
         };
-        record(input, outcome, Some(h.reason), None)
+        refuse(outcome, h.reason)
     };
     // The release gate needs the original's identifiers, collected before the engine consumes
     // the object; not for objects the engine refuses anyway.
     let original = match gate {
         Some(g) => match engine.admit(&object) {
             Ok(()) => Some(g.harvest(&object)),
-            Err(h) => return refused(h),
+            Err(h) => return Err(refused(h)),
         },
         None => None,
     };
@@ -305,20 +373,15 @@ fn process_one(
         Some(c) if c.ocr.is_some() => crate::pixels::identifiers_for_ocr(&object),
         _ => Vec::new(),
     };
-    let mut done = match engine.deidentify(object, ts) {
-        Ok(d) => d,
-        Err(h) => return refused(h),
-    };
+    let mut done = engine.deidentify(object, ts).map_err(refused)?;
     // Pixels that may show burned-in text: cleaned here, or the object is held back.
     let mut cleaned = None;
     if done.clean_pixels {
         let Some(cleaner) = cleaner else {
-            return record(
-                input,
+            return Err(refuse(
                 Outcome::HeldBack,
-                Some("burned-in text: pixel cleaning is not configured".into()),
-                None,
-            );
+                "burned-in text: pixel cleaning is not configured".into(),
+            ));
         };
         match crate::pixels::clean(
             &mut done.object,
@@ -332,12 +395,10 @@ fn process_one(
                 cleaned = Some(c);
             }
             Err(e) => {
-                return record(
-                    input,
+                return Err(refuse(
                     Outcome::HeldBack,
-                    Some(format!("burned-in text could not be cleaned: {e}")),
-                    None,
-                );
+                    format!("burned-in text could not be cleaned: {e}"),
+                ));
             }
         }
     }
@@ -346,11 +407,10 @@ fn process_one(
     // own original identifiers.
     if let (Some(gate), Some(original)) = (gate, original.as_ref()) {
         if let Err(reason) = gate.check(original, &done.object) {
-            return record(input, Outcome::HeldBack, Some(reason), None);
+            return Err(refuse(Outcome::HeldBack, reason));
         }
     }
-    let raw_pixels = raw_pixel_data.as_ref();
-    if raw_pixels.is_some() {
+    if raw_pixel_data.is_some() {
         // the engine saw a placeholder; the file's own pixel data element goes out instead
         done.object.remove_element(tags::PIXEL_DATA);
     } else {
@@ -374,31 +434,17 @@ fn process_one(
     ]
     .iter()
     .collect();
-    let failed = |reason: String| record(input, Outcome::Failed, Some(reason), None);
-    let dest = out.join(&rel);
-    let tmp = match write_temp(&dest, &done.object, raw_pixels) {
-        Ok(t) => t,
-        Err(Step::Encode(e)) => return failed(format!("cannot encode output: {e}")),
-        Err(Step::Io(e)) => return failed(format!("cannot write output: {e}")),
+    let (pixel_boxes, pixel_rules) = match cleaned {
+        Some(c) => (Some(c.boxes), c.rules),
+        None => (None, Vec::new()),
     };
-    drop(done);
-    // Check once: what is about to be placed must read back (its header at least: the pixel
-    // data is the input's own bytes). Never place a file nobody can open.
-    if let Err(e) = crate::read::parse_header_file(tmp.path()) {
-        return failed(format!("output does not read back: {e}"));
-    }
-    match place(index, files, &dest, &rel, tmp, claims) {
-        Ok(None) => {
-            let mut r = record(input, Outcome::Written, None, Some(rel));
-            if let Some(c) = cleaned {
-                r.pixel_boxes = Some(c.boxes);
-                r.pixel_rules = c.rules;
-            }
-            r
-        }
-        Ok(Some(reason)) => record(input, Outcome::HeldBack, Some(reason), None),
-        Err(e) => failed(format!("cannot write output: {e}")),
-    }
+    Ok(Produced {
+        object: done.object,
+        raw_pixels: raw_pixel_data,
+        rel,
+        pixel_boxes,
+        pixel_rules,
+    })
 }
 
 enum Step {
@@ -422,15 +468,25 @@ fn write_temp(
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
     let tmp = builder.tempfile_in(dir).map_err(Step::Io)?;
-    let mut w = std::io::BufWriter::with_capacity(256 << 10, tmp.as_file());
+    write_object(tmp.as_file(), obj, raw_pixels)?;
+    Ok(tmp)
+}
+
+/// The object's header, then the input's own pixel data element when it is carried raw.
+fn write_object(
+    file: &std::fs::File,
+    obj: &FileDicomObject<InMemDicomObject>,
+    raw_pixels: Option<&RawPixelData>,
+) -> Result<(), Step> {
+    let mut w = std::io::BufWriter::with_capacity(256 << 10, file);
     obj.write_all(&mut w)
         .map_err(|e| Step::Encode(e.to_string()))?;
     w.flush().map_err(Step::Io)?;
     drop(w);
     if let Some(raw) = raw_pixels {
-        raw.copy_to(tmp.as_file()).map_err(Step::Io)?;
+        raw.copy_to(file).map_err(Step::Io)?;
     }
-    Ok(tmp)
+    Ok(())
 }
 
 /// dicom-rs reads native OW pixel data as 16-bit words and encodes them back one at a time; in a

@@ -293,6 +293,34 @@ impl OptionSet {
         self.0 & (1 << opt as u8) != 0
     }
 
+    /// The set named by `names` (the standard's option names in kebab-case, as users write
+    /// them). Refuses unknown names, options this build does not implement, and the two
+    /// longitudinal date options together; the error is one line for the user.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<OptionSet, String> {
+        let mut set = OptionSet::EMPTY;
+        for n in names {
+            let n = n.as_ref();
+            if let Some((_, why)) = NOT_YET_SUPPORTED.iter().find(|(name, _)| *name == n) {
+                return Err(format!("option {n} is not available yet: {why}"));
+            }
+            let opt = ProfileOption::from_name(n).ok_or_else(|| {
+                let known: Vec<&str> = ProfileOption::ALL.iter().map(|o| o.name()).collect();
+                format!("unknown option {n:?}; known options: {}", known.join(", "))
+            })?;
+            set = set.with(opt);
+        }
+        if set.contains(ProfileOption::RetainLongitudinalFullDates)
+            && set.contains(ProfileOption::RetainLongitudinalModifiedDates)
+        {
+            return Err(
+                "retain-longitudinal-full-dates and retain-longitudinal-modified-dates \
+                        exclude each other"
+                    .into(),
+            );
+        }
+        Ok(set)
+    }
+
     /// The options in the set, in the standard's column order.
     pub fn iter(self) -> impl Iterator<Item = ProfileOption> {
         ProfileOption::ALL

@@ -164,31 +164,7 @@ fn keygen(file: &Path) -> Result<ExitCode, Usage> {
 }
 
 fn parse_options(names: &[String]) -> Result<OptionSet, Usage> {
-    let mut set = OptionSet::EMPTY;
-    for n in names {
-        if let Some((_, why)) = umbra_core::NOT_YET_SUPPORTED
-            .iter()
-            .find(|(name, _)| name == n)
-        {
-            return Err(Usage(format!("option {n} is not available yet: {why}")));
-        }
-        let opt = ProfileOption::from_name(n).ok_or_else(|| {
-            let known: Vec<&str> = ProfileOption::ALL.iter().map(|o| o.name()).collect();
-            Usage(format!(
-                "unknown option {n:?}; known options: {}",
-                known.join(", ")
-            ))
-        })?;
-        set = set.with(opt);
-    }
-    if set.contains(ProfileOption::RetainLongitudinalFullDates)
-        && set.contains(ProfileOption::RetainLongitudinalModifiedDates)
-    {
-        return Err(Usage(
-            "retain-longitudinal-full-dates and retain-longitudinal-modified-dates exclude each other".into(),
-        ));
-    }
-    Ok(set)
+    OptionSet::from_names(names).map_err(Usage)
 }
 
 /// `--at-risk-modalities` values as Modality (0008,0060) codes: trimmed, upper case.
@@ -206,21 +182,11 @@ fn load_key(path: Option<&Path>) -> Result<Key, Usage> {
         );
         return Key::generate().map_err(|e| Usage(e.to_string()));
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Usage(format!("cannot read key file {}: {e}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = std::fs::metadata(path) {
-            if m.permissions().mode() & 0o077 != 0 {
-                eprintln!(
-                    "umbra: warning: key file {} is readable by other users",
-                    path.display()
-                );
-            }
-        }
+    let (key, warnings) = umbra_files::read_key_file(path).map_err(Usage)?;
+    for w in warnings {
+        eprintln!("umbra: warning: {w}");
     }
-    Key::from_hex(&text).map_err(|e| Usage(format!("key file {}: {e}", path.display())))
+    Ok(key)
 }
 
 fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
