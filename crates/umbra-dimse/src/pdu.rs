@@ -1,0 +1,302 @@
+//! Upper-layer framing: reading PDUs with a bounded length, P-DATA-TF parsed in place into
+//! PDV fragments, and writing PDUs and PDVs. Other PDUs are decoded and encoded by dicom-ul.
+
+use std::io::{Read, Write};
+
+use dicom_ul::pdu::{Pdu, read_pdu, write_pdu};
+
+use crate::error::Error;
+
+/// Size of a PDU header: type, reserved, 32-bit length.
+pub(crate) const PDU_HEADER: usize = 6;
+/// Size of a PDV item header inside P-DATA-TF: 32-bit length, context ID, control header.
+pub(crate) const PDV_HEADER: usize = 6;
+/// P-DATA-TF PDU type.
+pub(crate) const P_DATA_TF: u8 = 0x04;
+/// Largest association-negotiation or other non-P-DATA PDU accepted (A-ASSOCIATE-RQ with 128
+/// contexts of long UIDs stays far below it).
+pub(crate) const MAX_CONTROL_PDU: u32 = 256 * 1024;
+/// Read buffer size.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// A stream an association runs over: a TCP socket, or TLS over one.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// One presentation data value fragment of a P-DATA-TF PDU.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pdv<'a> {
+    pub context_id: u8,
+    pub is_command: bool,
+    pub is_last: bool,
+    pub data: &'a [u8],
+}
+
+/// A PDU as received.
+pub(crate) enum Received<'a> {
+    /// P-DATA-TF: its PDV items, parsed in place.
+    PData(Vec<Pdv<'a>>),
+    /// Any other PDU, decoded by dicom-ul.
+    Other(Pdu),
+}
+
+/// Buffered reading and direct writing on one stream.
+pub(crate) struct Connection<S> {
+    stream: S,
+    rbuf: Box<[u8]>,
+    rpos: usize,
+    rlen: usize,
+    frame: Vec<u8>,
+    wbuf: Vec<u8>,
+}
+
+impl<S: Stream> Connection<S> {
+    pub fn new(stream: S) -> Self {
+        Connection {
+            stream,
+            rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
+            rpos: 0,
+            rlen: 0,
+            frame: Vec::new(),
+            wbuf: Vec::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Fills `out` from the buffer and then the stream. `at_start`: end of stream before the
+    /// first byte is a clean close.
+    fn fill(&mut self, mut out: &mut [u8], at_start: bool) -> Result<(), Error> {
+        let mut first = at_start;
+        while !out.is_empty() {
+            if self.rpos < self.rlen {
+                let n = out.len().min(self.rlen - self.rpos);
+                out[..n].copy_from_slice(&self.rbuf[self.rpos..self.rpos + n]);
+                self.rpos += n;
+                out = &mut out[n..];
+                first = false;
+                continue;
+            }
+            let n = if out.len() >= self.rbuf.len() {
+                // large remainder: read straight into the destination
+                let n = read_some(&mut self.stream, out)?;
+                out = &mut out[n..];
+                n
+            } else {
+                let n = read_some(&mut self.stream, &mut self.rbuf)?;
+                self.rpos = 0;
+                self.rlen = n;
+                n
+            };
+            if n == 0 {
+                return Err(if first {
+                    Error::Closed
+                } else {
+                    Error::MalformedPdu("stream ended inside a PDU".into())
+                });
+            }
+            first = false;
+        }
+        Ok(())
+    }
+
+    /// Reads one PDU. P-DATA-TF longer than `max_pdata` and other PDUs longer than
+    /// [`MAX_CONTROL_PDU`] are refused before anything is allocated for them.
+    pub fn receive(&mut self, max_pdata: u32) -> Result<Received<'_>, Error> {
+        let mut header = [0u8; PDU_HEADER];
+        self.fill(&mut header, true)?;
+        let pdu_type = header[0];
+        let length = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
+        if !(0x01..=0x07).contains(&pdu_type) {
+            return Err(Error::MalformedPdu(format!(
+                "unknown PDU type {pdu_type:#04x}"
+            )));
+        }
+        let max = if pdu_type == P_DATA_TF {
+            max_pdata
+        } else {
+            MAX_CONTROL_PDU
+        };
+        if length > max {
+            return Err(Error::PduTooLarge { length, max });
+        }
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        frame.extend_from_slice(&header);
+        frame.resize(PDU_HEADER + length as usize, 0);
+        let filled = self.fill(&mut frame[PDU_HEADER..], false);
+        self.frame = frame;
+        filled?;
+        if pdu_type == P_DATA_TF {
+            return parse_pdata(&self.frame[PDU_HEADER..]).map(Received::PData);
+        }
+        let frame: &[u8] = &self.frame;
+        // dicom-ul checks its lengths; the guard keeps a mistake there from taking the
+        // process down on hostile input.
+        let decoded =
+            std::panic::catch_unwind(|| read_pdu(frame, dicom_ul::pdu::MAXIMUM_PDU_SIZE, false))
+                .map_err(|_| Error::MalformedPdu("PDU decoder failed".into()))?;
+        match decoded {
+            Ok(Some(pdu)) => Ok(Received::Other(pdu)),
+            Ok(None) => Err(Error::MalformedPdu("incomplete PDU".into())),
+            Err(e) => Err(Error::MalformedPdu(e.to_string())),
+        }
+    }
+
+    /// Sends a non-P-DATA PDU.
+    pub fn send(&mut self, pdu: &Pdu) -> Result<(), Error> {
+        self.wbuf.clear();
+        write_pdu(&mut self.wbuf, pdu).map_err(|e| Error::Protocol(e.to_string()))?;
+        self.stream.write_all(&self.wbuf)?;
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// Sends one P-DATA-TF PDU carrying one PDV with `data`.
+    pub fn send_pdv(
+        &mut self,
+        context_id: u8,
+        is_command: bool,
+        is_last: bool,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let mut frame = std::mem::take(&mut self.wbuf);
+        frame.clear();
+        frame.resize(PDU_HEADER + PDV_HEADER, 0);
+        frame.extend_from_slice(data);
+        let sent = self.send_pdv_frame(&mut frame, context_id, is_command, is_last);
+        self.wbuf = frame;
+        sent
+    }
+
+    /// Sends a P-DATA-TF PDU whose `frame` holds [`PDU_HEADER`] + [`PDV_HEADER`] bytes of
+    /// room followed by the PDV data; the headers are filled in here.
+    pub fn send_pdv_frame(
+        &mut self,
+        frame: &mut [u8],
+        context_id: u8,
+        is_command: bool,
+        is_last: bool,
+    ) -> Result<(), Error> {
+        let data_len = frame.len() - PDU_HEADER - PDV_HEADER;
+        let pdv_len = (data_len + 2) as u32;
+        let pdu_len = pdv_len + 4;
+        frame[0] = P_DATA_TF;
+        frame[1] = 0;
+        frame[2..6].copy_from_slice(&pdu_len.to_be_bytes());
+        frame[6..10].copy_from_slice(&pdv_len.to_be_bytes());
+        frame[10] = context_id;
+        frame[11] = u8::from(is_command) | (u8::from(is_last) << 1);
+        self.stream.write_all(frame)?;
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// Splits a small message part (a command set) into PDVs of at most `max_data` bytes.
+    pub fn send_fragments(
+        &mut self,
+        context_id: u8,
+        is_command: bool,
+        data: &[u8],
+        max_data: usize,
+    ) -> Result<(), Error> {
+        let mut chunks = data.chunks(max_data.max(1)).peekable();
+        if chunks.peek().is_none() {
+            return self.send_pdv(context_id, is_command, true, &[]);
+        }
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            self.send_pdv(context_id, is_command, last, chunk)?;
+        }
+        Ok(())
+    }
+}
+
+fn read_some<S: Read>(stream: &mut S, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match stream.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Parses the PDV items of a P-DATA-TF body.
+pub(crate) fn parse_pdata(mut body: &[u8]) -> Result<Vec<Pdv<'_>>, Error> {
+    let mut pdvs = Vec::new();
+    if body.is_empty() {
+        return Err(Error::MalformedPdu("P-DATA-TF without PDV items".into()));
+    }
+    while !body.is_empty() {
+        let [a, b, c, d, rest @ ..] = body else {
+            return Err(Error::MalformedPdu("truncated PDV item header".into()));
+        };
+        let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+        if len < 2 || len > rest.len() {
+            return Err(Error::MalformedPdu(format!(
+                "PDV item length {len} with {} bytes left",
+                rest.len()
+            )));
+        }
+        let control = rest[1];
+        pdvs.push(Pdv {
+            context_id: rest[0],
+            is_command: control & 0x01 != 0,
+            is_last: control & 0x02 != 0,
+            data: &rest[2..len],
+        });
+        body = &rest[len..];
+    }
+    Ok(pdvs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pdata_items() {
+        let body = [0, 0, 0, 4, 1, 3, 0xAA, 0xBB, 0, 0, 0, 2, 1, 0];
+        let pdvs = parse_pdata(&body).unwrap();
+        assert_eq!(pdvs.len(), 2);
+        assert!(pdvs[0].is_command && pdvs[0].is_last);
+        assert_eq!(pdvs[0].data, &[0xAA, 0xBB]);
+        assert!(pdvs[1].data.is_empty() && !pdvs[1].is_last);
+        assert!(parse_pdata(&[0, 0, 0, 9, 1, 3]).is_err());
+        assert!(parse_pdata(&[0, 0, 0, 1, 1]).is_err());
+        assert!(parse_pdata(&[0, 0]).is_err());
+        assert!(parse_pdata(&[]).is_err());
+    }
+
+    #[test]
+    fn refuses_huge_declared_length() {
+        let bytes = [4u8, 0, 0xFF, 0xFF, 0xFF, 0xF0];
+        let mut c = Connection::new(std::io::Cursor::new(bytes.to_vec()));
+        assert!(matches!(c.receive(16384), Err(Error::PduTooLarge { .. })));
+        let bytes = [1u8, 0, 0x10, 0, 0, 0];
+        let mut c = Connection::new(std::io::Cursor::new(bytes.to_vec()));
+        assert!(matches!(c.receive(16384), Err(Error::PduTooLarge { .. })));
+    }
+
+    #[test]
+    fn pdv_round_trip() {
+        let mut c = Connection::new(std::io::Cursor::new(Vec::new()));
+        c.send_pdv(3, false, true, b"hello").unwrap();
+        let written = c.stream_mut().get_ref().clone();
+        let mut r = Connection::new(std::io::Cursor::new(written));
+        match r.receive(16384).unwrap() {
+            Received::PData(pdvs) => {
+                assert_eq!(pdvs.len(), 1);
+                assert_eq!(pdvs[0].context_id, 3);
+                assert!(!pdvs[0].is_command && pdvs[0].is_last);
+                assert_eq!(pdvs[0].data, b"hello");
+            }
+            Received::Other(_) => panic!("not P-DATA"),
+        }
+        assert!(matches!(r.receive(16384), Err(Error::Closed)));
+    }
+}
