@@ -18,6 +18,9 @@ use crate::pdu::{Connection, PDU_HEADER, PDV_HEADER, Received, Stream};
 use crate::sop::{EXPLICIT_VR_LE, IMPLICIT_VR_LE, VERIFICATION};
 use crate::status::Status;
 
+/// Deflated Explicit VR Little Endian.
+const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
+
 /// Largest P-DATA-TF this SCU sends when the peer sets no limit.
 const UNLIMITED_SEND: u32 = 1024 * 1024;
 
@@ -292,7 +295,8 @@ impl Scu {
     /// Sends the Part 10 file at `path` with C-STORE: its data set (the bytes after the meta
     /// group) streams from the file in the file's transfer syntax. If the peer accepted no
     /// context for the object's SOP class in that transfer syntax, fails with
-    /// [`Error::NoPresentationContext`] before sending anything (the association stays usable).
+    /// [`Error::NoPresentationContext`] before sending anything (the association stays usable);
+    /// so does a file whose data set has an odd length ([`Error::Part10`]).
     pub fn store_file(&mut self, path: &Path) -> Result<StoreResponse, Error> {
         let mut file = File::open(path)?;
         let mut prefix = Vec::with_capacity(4096);
@@ -301,7 +305,33 @@ impl Scu {
             .read_to_end(&mut prefix)?;
         let meta = parse_part10_meta(&prefix)?;
         drop(prefix);
+        if self
+            .context_for(&meta.sop_class_uid, &meta.transfer_syntax_uid)
+            .is_none()
+        {
+            return Err(Error::NoPresentationContext {
+                sop_class: meta.sop_class_uid,
+                transfer_syntax: meta.transfer_syntax_uid,
+            });
+        }
+        let data_len = file.metadata()?.len().saturating_sub(meta.data_set_offset);
         file.seek(SeekFrom::Start(meta.data_set_offset))?;
+        let odd = data_len % 2 == 1;
+        if odd && meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LE {
+            // PS3.5 §A.5: an odd deflated bit stream is padded with one trailing zero byte.
+            let mut padded = file.chain(&[0u8][..]);
+            return self.store(
+                &meta.sop_class_uid,
+                &meta.sop_instance_uid,
+                &meta.transfer_syntax_uid,
+                &mut padded,
+            );
+        }
+        if odd {
+            // PS3.5 §7.1: every value, so every data set, has an even length; peers abort on
+            // an odd fragment.
+            return Err(Error::Part10(format!("data set has odd length {data_len}")));
+        }
         self.store(
             &meta.sop_class_uid,
             &meta.sop_instance_uid,
