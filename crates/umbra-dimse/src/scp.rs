@@ -197,8 +197,18 @@ pub fn serve_association<S: Stream>(
     handler: &dyn StoreHandler,
 ) -> Result<AssociationSummary, Error> {
     let mut conn = Connection::new(stream);
-    let Some((negotiated, info)) = negotiate(&mut conn, peer, config, handler)? else {
-        return Ok(AssociationSummary::default());
+    let (negotiated, info) = match negotiate(&mut conn, peer, config, handler) {
+        Ok(Some(accepted)) => accepted,
+        Ok(None) => return Ok(AssociationSummary::default()),
+        Err(e) => {
+            if matches!(e, Error::MalformedPdu(_) | Error::PduTooLarge { .. }) {
+                let _ = conn.send(&assoc::abort_pdu(
+                    AbortRQServiceProviderReason::UnrecognizedPdu,
+                ));
+            }
+            warn!(%peer, error = %e, "association request failed");
+            return Err(e);
+        }
     };
     if let Some(s) = socket {
         s.set_read_timeout(Some(config.dimse_timeout))?;
@@ -233,7 +243,7 @@ pub fn serve_association<S: Stream>(
         }
         Err(e) => {
             if !matches!(e, Error::Aborted | Error::Closed) {
-                let reason = match e {
+                let reason = match &e {
                     Error::UnexpectedPdu(_) => AbortRQServiceProviderReason::UnexpectedPdu,
                     Error::MalformedPdu(_) | Error::PduTooLarge { .. } => {
                         AbortRQServiceProviderReason::UnrecognizedPdu
