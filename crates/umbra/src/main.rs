@@ -10,6 +10,7 @@ use umbra_files::{Outcome, RunOptions};
 
 mod check;
 mod scan;
+mod serve;
 mod synth;
 
 #[derive(Parser)]
@@ -32,6 +33,9 @@ enum Command {
     /// Make a synthetic corpus with planted identity and its answer key (key.json); `synth
     /// check KEY OUT` scores any tool's output against the key.
     Synth(synth::SynthArgs),
+    /// Run the de-identifying gateway: receive over DIMSE and STOW-RS, forward de-identified
+    /// copies per destination, durably.
+    Serve(serve::ServeArgs),
     /// Write a fresh secret key to FILE (never overwrites).
     Keygen {
         /// Where to write the key (64 hex digits; keep it secret, keep it safe).
@@ -122,17 +126,23 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // the gateway logs its work (never identifiers); the one-shot commands only errors
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "error",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("UMBRA_LOG")
-                .unwrap_or_else(|_| "error".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .init();
     let result = match cli.command {
         Command::Deid(args) => deid(args),
         Command::Scan(args) => scan::scan(args),
         Command::Synth(args) => synth::synth(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Keygen { file } => keygen(&file),
     };
     match result {

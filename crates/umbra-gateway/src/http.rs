@@ -1,0 +1,282 @@
+//! The HTTP listener: `GET /healthz`, `GET /metrics`, and DICOMweb STOW-RS
+//! (`POST /studies`, `POST /studies/{study}`; `multipart/related; type="application/dicom"`)
+//! with a bearer token.
+//!
+//! Each part is streamed into the spool and made durable before the response says it is
+//! stored. Status: 200 every instance stored, 202 some, 409 none; 401 without the token, 415
+//! for another media type, 503 when the spool's disk is nearly full (with `Retry-After`).
+
+use crate::pipeline::Shared;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use std::io::Write;
+use std::sync::Arc;
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The workers' shared state (spool, queue, metrics).
+    pub shared: Arc<Shared>,
+    /// STOW-RS bearer token; `None` turns STOW-RS off.
+    pub token: Option<Arc<str>>,
+    /// Refuse new objects below this much free space (bytes).
+    pub min_free: u64,
+}
+
+/// The router.
+pub fn router(state: HttpState, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/studies", post(stow))
+        .route("/studies/{study}", post(stow))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<HttpState>) -> Response {
+    let shared = s.shared.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        shared.queue.depth().is_ok() && shared.spool.free_bytes().is_ok()
+    })
+    .await
+    .unwrap_or(false);
+    if ok {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "spool or queue unavailable\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let shared = s.shared.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        shared
+            .metrics
+            .render(shared.queue.depth().ok(), shared.spool.free_bytes().ok())
+    })
+    .await
+    .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+fn plain(code: StatusCode, msg: &str) -> Response {
+    (code, format!("{msg}\n")).into_response()
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The boundary of a `multipart/related` body whose root type is `application/dicom`.
+fn boundary(content_type: &str) -> Result<String, &'static str> {
+    let mut parts = content_type.split(';');
+    let mime = parts.next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("multipart/related") {
+        return Err("expected multipart/related");
+    }
+    let mut boundary = None;
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"');
+        match k.trim().to_ascii_lowercase().as_str() {
+            "boundary" => boundary = Some(v.to_string()),
+            "type" if !v.eq_ignore_ascii_case("application/dicom") => {
+                return Err("only type=\"application/dicom\" is accepted");
+            }
+            _ => {}
+        }
+    }
+    boundary.filter(|b| !b.is_empty()).ok_or("no boundary")
+}
+
+async fn stow(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(token) = &s.token else {
+        return plain(StatusCode::NOT_FOUND, "STOW-RS is not configured");
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same(presented.trim().as_bytes(), token.as_bytes()) {
+        s.shared.metrics.refused();
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "bearer token required\n",
+        )
+            .into_response();
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = match boundary(ct) {
+        Ok(b) => b,
+        Err(e) => return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, e),
+    };
+    if s.shared.spool.free_bytes().unwrap_or(0) < s.min_free {
+        s.shared.metrics.refused();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "60")],
+            "the spool's disk is nearly full\n",
+        )
+            .into_response();
+    }
+    let stream = body.into_data_stream();
+    let mut multipart =
+        multer::Multipart::new(stream.map(|r| r.map_err(std::io::Error::other)), boundary);
+    let mut stored: Vec<(String, String)> = Vec::new();
+    let mut failed = 0usize;
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!("STOW-RS: malformed multipart body: {e}");
+                failed += 1;
+                break;
+            }
+        };
+        let is_dicom = field
+            .content_type()
+            .is_none_or(|m| m.essence_str().eq_ignore_ascii_case("application/dicom"));
+        if !is_dicom {
+            failed += 1;
+            continue;
+        }
+        let mut incoming = match s.shared.spool.receive() {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!("STOW-RS: cannot write to the spool: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let mut head: Vec<u8> = Vec::new();
+        let mut ok = true;
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if head.len() < 64 << 10 {
+                        let take = chunk.len().min((64 << 10) - head.len());
+                        head.extend_from_slice(&chunk[..take]);
+                    }
+                    if let Err(e) = incoming.write_all(&chunk) {
+                        tracing::error!("STOW-RS: cannot write to the spool: {e}");
+                        ok = false;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("STOW-RS: body broke off: {e}");
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let meta = match umbra_dimse::parse_part10_meta(&head) {
+            Ok(m) if ok => m,
+            _ => {
+                // not stored: the partial file goes with `incoming`
+                failed += 1;
+                continue;
+            }
+        };
+        let shared = s.shared.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            let id = incoming.commit()?;
+            shared
+                .queue
+                .add_object(&id, "stow", "")
+                .map_err(std::io::Error::other)
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(shared.spool.object(&id));
+                })
+        })
+        .await;
+        match committed {
+            Ok(Ok(())) => {
+                s.shared.metrics.received("stow");
+                s.shared.notify();
+                stored.push((meta.sop_class_uid, meta.sop_instance_uid));
+            }
+            _ => {
+                tracing::error!("STOW-RS: cannot make an object durable");
+                failed += 1;
+            }
+        }
+    }
+    let code = match (stored.len(), failed) {
+        (0, 0) => return plain(StatusCode::BAD_REQUEST, "no instance in the request"),
+        (_, 0) => StatusCode::OK,
+        (0, _) => StatusCode::CONFLICT,
+        _ => StatusCode::ACCEPTED,
+    };
+    // the response names the stored instances (the sender's own UIDs) only
+    let refs: Vec<serde_json::Value> = stored
+        .iter()
+        .map(|(c, i)| {
+            serde_json::json!({
+                "00081150": {"vr": "UI", "Value": [c]},
+                "00081155": {"vr": "UI", "Value": [i]},
+            })
+        })
+        .collect();
+    let mut body = serde_json::Map::new();
+    if !refs.is_empty() {
+        body.insert(
+            "00081199".into(),
+            serde_json::json!({"vr": "SQ", "Value": refs}),
+        );
+    }
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/dicom+json")],
+        serde_json::Value::Object(body).to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_are_read_from_a_stow_content_type() {
+        assert_eq!(
+            boundary("multipart/related; type=\"application/dicom\"; boundary=abc").unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            boundary("Multipart/Related; boundary=\"x y\"").unwrap(),
+            "x y"
+        );
+        assert!(boundary("multipart/form-data; boundary=a").is_err());
+        assert!(boundary("multipart/related; type=\"application/dicom+xml\"; boundary=a").is_err());
+        assert!(boundary("multipart/related").is_err());
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+        assert!(!same(b"", b"x"));
+    }
+}

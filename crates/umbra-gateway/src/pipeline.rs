@@ -1,0 +1,449 @@
+//! The work on a received object: route it, then for each destination de-identify, check,
+//! and forward, or quarantine with the reason.
+//!
+//! Every step can run again after a crash and gives the same bytes: pseudonyms, UIDs and date
+//! shifts are keyed, pixel cleaning is deterministic, and the de-identified copy waiting in
+//! `SPOOL/out/` is written whole (temporary file, fsync, rename) or not at all.
+
+use crate::config::{CompiledRoute, Config, ConfigError, RouteFacts, Target};
+use crate::forward::{Delivery, Sender};
+use crate::metrics::Metrics;
+use crate::queue::{Job, NewObject, Queue, now};
+use crate::spool::{Spool, sync_dir};
+use dicom_dictionary_std::tags;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+use umbra_core::{Deidentifier, Key, Pseudonymizer};
+use umbra_files::{Cleaner, Gate, Outcome, deidentify_file};
+
+/// Name under which objects no route takes are quarantined.
+pub const UNROUTED: &str = "_unrouted";
+
+/// One destination, ready to work: its own engine (options and key) and target.
+pub struct Destination {
+    /// Name from the configuration.
+    pub name: String,
+    engine: Deidentifier,
+    gate: Gate,
+    cleaner: Option<Arc<Cleaner>>,
+    /// Where copies go.
+    pub target: Target,
+}
+
+/// What the workers share.
+pub struct Shared {
+    /// The spool.
+    pub spool: Spool,
+    /// The queue.
+    pub queue: Queue,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Destinations, in configuration order.
+    pub dests: Vec<Destination>,
+    routes: Vec<CompiledRoute>,
+    retry: crate::config::Retry,
+    keep_forwarded: Duration,
+    /// Set to stop the workers after their current job.
+    pub stop: AtomicBool,
+    wake: (Mutex<u64>, Condvar),
+}
+
+impl Shared {
+    /// Builds destinations (engines, keys; keys missing are made in the spool) from `config`.
+    pub fn new(config: &Config, spool: Spool, queue: Queue) -> Result<Shared, ConfigError> {
+        let mut dests = Vec::new();
+        for d in &config.destinations {
+            let options = config.options_of(d)?;
+            let key = destination_key(&spool, &d.name, d.key_file.as_deref())?;
+            let mut c = umbra_core::Config::new(options);
+            if let Some(m) = &d.at_risk_modalities {
+                c.at_risk_modalities = m.iter().map(|s| s.trim().to_ascii_uppercase()).collect();
+            }
+            let cleaner = options
+                .contains(umbra_core::ProfileOption::CleanPixelData)
+                .then(|| Arc::new(Cleaner::default()));
+            let engine = Deidentifier::new(c, Pseudonymizer::new(&key));
+            let gate = Gate::for_config(engine.config());
+            dests.push(Destination {
+                name: d.name.clone(),
+                engine,
+                gate,
+                cleaner,
+                target: config.target(d)?,
+            });
+        }
+        let names: Vec<String> = dests.iter().map(|d| d.name.clone()).collect();
+        Ok(Shared {
+            spool,
+            queue,
+            metrics: Metrics::new(&names),
+            dests,
+            routes: config.compiled_routes()?,
+            retry: config.retry.clone(),
+            keep_forwarded: Duration::from_secs_f64(
+                (config.retention.keep_forwarded_hours * 3600.0).clamp(0.0, 1e9),
+            ),
+            stop: AtomicBool::new(false),
+            wake: (Mutex::new(0), Condvar::new()),
+        })
+    }
+
+    /// Wakes a sleeping worker: there is new work.
+    pub fn notify(&self) {
+        let (m, c) = &self.wake;
+        *m.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        c.notify_all();
+    }
+
+    fn sleep(&self, max: Duration) {
+        let (m, c) = &self.wake;
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = *g;
+        let _ = c
+            .wait_timeout_while(g, max, |n| *n == seen && !self.stop.load(Ordering::Relaxed))
+            .map(|(g, _)| drop(g));
+    }
+
+    /// Objects on disk the queue does not know (received by a process killed between the
+    /// spool's rename and the queue's insert) are queued again.
+    pub fn recover(&self) -> Result<usize, String> {
+        let ids = self
+            .spool
+            .object_ids()
+            .map_err(|e| format!("cannot list the spool: {e}"))?;
+        let unknown = self
+            .queue
+            .unknown(&ids)
+            .map_err(|e| format!("queue: {e}"))?;
+        for id in &unknown {
+            self.queue
+                .add_object(id, "recovered", "")
+                .map_err(|e| format!("queue: {e}"))?;
+        }
+        Ok(unknown.len())
+    }
+}
+
+/// The destination's key: its `key_file`, or one made on first start in the spool (0600).
+fn destination_key(spool: &Spool, name: &str, file: Option<&Path>) -> Result<Key, ConfigError> {
+    let path = match file {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = spool.key_path(name);
+            if !p.exists() {
+                let key = Key::generate().map_err(|e| ConfigError(e.to_string()))?;
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                let mut f = opts.open(&p).map_err(|e| {
+                    ConfigError(format!("cannot create key file {}: {e}", p.display()))
+                })?;
+                use std::io::Write;
+                f.write_all(key.to_hex_line().as_bytes())
+                    .and_then(|_| f.sync_all())
+                    .map_err(|e| {
+                        ConfigError(format!("cannot write key file {}: {e}", p.display()))
+                    })?;
+                tracing::warn!(destination = name, path = %p.display(), "made a new key for the destination");
+            }
+            p
+        }
+    };
+    let (key, warnings) = umbra_files::read_key_file(&path).map_err(ConfigError)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(key)
+}
+
+/// A worker: routes new objects and runs due jobs until `stop`.
+pub fn worker(shared: &Shared) {
+    let mut senders = Sender::default();
+    let mut last_purge = 0.0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        match shared.queue.next_new() {
+            Ok(Some(obj)) => {
+                route(shared, &obj);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!("queue: {e}");
+                shared.sleep(Duration::from_secs(1));
+                continue;
+            }
+        }
+        match shared.queue.claim() {
+            Ok(Some(job)) => {
+                run_job(shared, &job, &mut senders);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!("queue: {e}");
+                shared.sleep(Duration::from_secs(1));
+                continue;
+            }
+        }
+        if now() - last_purge > 10.0 {
+            last_purge = now();
+            purge(shared);
+        }
+        senders.close_idle();
+        let due = shared
+            .queue
+            .next_due_in()
+            .ok()
+            .flatten()
+            .unwrap_or(1.0)
+            .clamp(0.005, 1.0);
+        shared.sleep(Duration::from_secs_f64(due));
+    }
+    senders.close_all();
+}
+
+/// Reads what routes look at and queues one job per destination; an object no route takes, or
+/// one that cannot be read, is quarantined under `_unrouted` with the reason.
+fn route(shared: &Shared, obj: &NewObject) {
+    let path = shared.spool.object(&obj.id);
+    let (facts, unreadable) = match route_facts(&path, obj) {
+        Ok(f) => (f, None),
+        Err(e) => (RouteFacts::default(), Some(e)),
+    };
+    let mut dests: Vec<String> = Vec::new();
+    if unreadable.is_none() {
+        for r in shared.routes.iter().filter(|r| r.matches(&facts)) {
+            for &i in &r.destinations {
+                let n = &shared.dests[i].name;
+                if !dests.contains(n) {
+                    dests.push(n.clone());
+                }
+            }
+        }
+    }
+    if dests.is_empty() {
+        let reason = unreadable.unwrap_or_else(|| "no route matches".into());
+        tracing::warn!(object = obj.id, reason, "quarantined: not routed");
+        if let Err(e) = shared.spool.quarantine(UNROUTED, &obj.id, &reason) {
+            tracing::error!(object = obj.id, "cannot quarantine: {e}");
+            return;
+        }
+    }
+    if let Err(e) = shared.queue.route(&obj.id, &dests) {
+        tracing::error!(object = obj.id, "queue: {e}");
+    }
+}
+
+fn route_facts(path: &Path, obj: &NewObject) -> Result<RouteFacts, String> {
+    let file = dicom_object::OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| format!("cannot read the object: {}", one_line(&e.to_string())))?;
+    let text = |tag| {
+        file.get(tag)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            .unwrap_or_default()
+    };
+    let calling_ae = if obj.calling_ae.is_empty() && obj.source == "recovered" {
+        // received over DIMSE by a process killed before queueing it: the spool's meta group
+        // recorded the caller
+        file.meta()
+            .source_application_entity_title
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches(['\0', ' '])
+            .to_string()
+    } else {
+        obj.calling_ae.clone()
+    };
+    Ok(RouteFacts {
+        calling_ae,
+        modality: text(tags::MODALITY),
+        sop_class: file.meta().media_storage_sop_class_uid().to_string(),
+        study_description: text(tags::STUDY_DESCRIPTION),
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How a job ended.
+enum Ended {
+    Delivered,
+    Quarantined(String),
+    Retry(String),
+}
+
+fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
+    let ended = match shared.dests.iter().find(|d| d.name == job.dest) {
+        None => Ended::Quarantined("destination is no longer configured".into()),
+        Some(dest) => deliver(shared, dest, job, senders),
+    };
+    let result = match &ended {
+        Ended::Delivered => {
+            shared
+                .metrics
+                .forwarded(&job.dest, (now() - job.received_at).max(0.0));
+            tracing::info!(object = job.object, destination = job.dest, "forwarded");
+            let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
+            shared.queue.finish(job, None)
+        }
+        Ended::Quarantined(reason) => {
+            shared.metrics.held_back(&job.dest);
+            tracing::warn!(
+                object = job.object,
+                destination = job.dest,
+                reason,
+                "quarantined"
+            );
+            if let Err(e) = shared.spool.quarantine(&job.dest, &job.object, reason) {
+                tracing::error!(object = job.object, "cannot quarantine: {e}");
+                shared.stop_on_disk_error();
+                return;
+            }
+            let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
+            shared.queue.finish(job, Some(reason))
+        }
+        Ended::Retry(error) => {
+            shared.metrics.failed(&job.dest);
+            let attempts = job.attempts + 1;
+            if shared.retry.max_attempts > 0 && attempts >= shared.retry.max_attempts {
+                let reason = format!("gave up after {attempts} attempts: {error}");
+                shared.metrics.held_back(&job.dest);
+                tracing::warn!(
+                    object = job.object,
+                    destination = job.dest,
+                    reason,
+                    "quarantined"
+                );
+                if let Err(e) = shared.spool.quarantine(&job.dest, &job.object, &reason) {
+                    tracing::error!(object = job.object, "cannot quarantine: {e}");
+                    return;
+                }
+                let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
+                shared.queue.finish(job, Some(&reason))
+            } else {
+                let delay = shared.retry.delay(attempts);
+                tracing::warn!(
+                    object = job.object,
+                    destination = job.dest,
+                    error,
+                    attempts,
+                    retry_in_seconds = delay.as_secs_f64(),
+                    "forwarding failed"
+                );
+                shared.queue.retry(job, error, delay)
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(object = job.object, "queue: {e}");
+    }
+    shared.notify();
+}
+
+impl Shared {
+    /// A spool that cannot be written is not safe to keep receiving into; the listeners'
+    /// free-space check refuses new objects, so workers only log here.
+    fn stop_on_disk_error(&self) {
+        tracing::error!("the spool cannot be written: check its disk");
+    }
+}
+
+fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender) -> Ended {
+    let input = shared.spool.object(&job.object);
+    if let Target::Folder { path } = &dest.target {
+        // straight to the folder: produced, written whole, synced
+        let produced = match produce(dest, &input) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let to = path.join(&produced.rel);
+        return match write_produced(&produced, &to) {
+            Ok(()) => Ended::Delivered,
+            Err(e) => Ended::Retry(format!("cannot write to the folder: {e}")),
+        };
+    }
+    let out = shared.spool.out(&dest.name, &job.object);
+    if !out.exists() {
+        let produced = match produce(dest, &input) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        if let Err(e) = write_produced(&produced, &out) {
+            return Ended::Retry(format!("cannot write to the spool: {e}"));
+        }
+    }
+    match senders.send(&dest.name, &dest.target, &out) {
+        Delivery::Delivered => Ended::Delivered,
+        Delivery::Refused(r) => Ended::Quarantined(r),
+        Delivery::Failed(e) => Ended::Retry(e),
+    }
+}
+
+fn produce(dest: &Destination, input: &Path) -> Result<umbra_files::Produced, Ended> {
+    deidentify_file(
+        input,
+        &dest.engine,
+        Some(&dest.gate),
+        dest.cleaner.as_deref(),
+    )
+    .map_err(|r| {
+        let what = match r.outcome {
+            Outcome::HeldBack => "held back",
+            Outcome::Skipped => "not an object to forward",
+            _ => "failed",
+        };
+        Ended::Quarantined(format!("{what}: {}", r.reason))
+    })
+}
+
+/// Writes a produced object to `to` whole: temporary file beside it, fsync, rename, folder
+/// fsync.
+fn write_produced(p: &umbra_files::Produced, to: &Path) -> Result<(), String> {
+    let dir = to.parent().ok_or("no folder")?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let tmp = to.with_extension("dcm.part");
+    let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let r = p
+        .write_to(&file)
+        .and_then(|_| file.sync_all().map_err(|e| e.to_string()));
+    drop(file);
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, to).map_err(|e| e.to_string())?;
+    sync_dir(dir).map_err(|e| e.to_string())
+}
+
+/// Removes received objects whose every job ended longer ago than the retention time.
+fn purge(shared: &Shared) {
+    let before = now() - shared.keep_forwarded.as_secs_f64();
+    let ids = match shared.queue.purgeable(before, 1000) {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!("queue: {e}");
+            return;
+        }
+    };
+    for id in ids {
+        let p = shared.spool.object(&id);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(object = id, "cannot purge: {e}");
+                continue;
+            }
+        }
+        if let Err(e) = shared.queue.forget(&id) {
+            tracing::error!(object = id, "queue: {e}");
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The job queue, in embedded SQLite (`SPOOL/queue.sqlite`, WAL, `synchronous=FULL`).
+//!
+//! An object row is `new` until routed, then `routed` while any of its jobs is open, then
+//! `done` (every destination has it or quarantined it; it may be purged after the retention
+//! time). A job (one object for one destination) is `pending` (waiting for its time),
+//! `running`, `done` or `quarantined`. At start, `running` jobs of a killed process become
+//! `pending` again: every step of a job can be repeated and gives the same bytes.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The queue (one connection, shared; every operation is a short transaction).
+pub struct Queue {
+    conn: Mutex<Connection>,
+}
+
+/// A received object waiting to be routed.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    /// Spool id.
+    pub id: String,
+    /// Calling AE title (DIMSE), else empty.
+    pub calling_ae: String,
+    /// `dimse`, `stow` or `recovered`.
+    pub source: String,
+}
+
+/// A job claimed by a worker.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Spool id of the object.
+    pub object: String,
+    /// Destination name.
+    pub dest: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// When the object was received (seconds since the epoch).
+    pub received_at: f64,
+}
+
+/// Jobs by state, for metrics and health.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Depth {
+    /// Objects not yet routed.
+    pub unrouted: u64,
+    /// Jobs waiting (including those waiting to retry).
+    pub pending: u64,
+    /// Jobs waiting to retry after a failure.
+    pub retrying: u64,
+    /// Jobs being worked on.
+    pub running: u64,
+    /// Jobs quarantined.
+    pub quarantined: u64,
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+type Result<T> = std::result::Result<T, rusqlite::Error>;
+
+impl Queue {
+    /// Opens (creating) the queue at `path` and returns `running` jobs to `pending`.
+    pub fn open(path: &Path) -> Result<Queue> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS objects (
+                id TEXT PRIMARY KEY,
+                received_at REAL NOT NULL,
+                source TEXT NOT NULL,
+                calling_ae TEXT NOT NULL DEFAULT '',
+                state TEXT NOT NULL,
+                done_at REAL
+             );
+             CREATE INDEX IF NOT EXISTS objects_state ON objects(state, received_at);
+             CREATE TABLE IF NOT EXISTS jobs (
+                object_id TEXT NOT NULL,
+                dest TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_at REAL NOT NULL,
+                last_error TEXT,
+                PRIMARY KEY (object_id, dest)
+             );
+             CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, next_at);
+             UPDATE jobs SET state = 'pending' WHERE state = 'running';",
+        )?;
+        Ok(Queue {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a received object (already durable in the spool). Idempotent.
+    pub fn add_object(&self, id: &str, source: &str, calling_ae: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO objects (id, received_at, source, calling_ae, state)
+             VALUES (?1, ?2, ?3, ?4, 'new')",
+            params![id, now(), source, calling_ae],
+        )?;
+        Ok(())
+    }
+
+    /// Of `ids` (objects on disk), those the queue does not know.
+    pub fn unknown(&self, ids: &[String]) -> Result<Vec<String>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached("SELECT 1 FROM objects WHERE id = ?1")?;
+        let mut out = Vec::new();
+        for id in ids {
+            if st.query_row([id], |_| Ok(())).optional()?.is_none() {
+                out.push(id.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The oldest object waiting to be routed.
+    pub fn next_new(&self) -> Result<Option<NewObject>> {
+        self.conn()
+            .query_row(
+                "SELECT id, calling_ae, source FROM objects WHERE state = 'new'
+                 ORDER BY received_at LIMIT 1",
+                [],
+                |r| {
+                    Ok(NewObject {
+                        id: r.get(0)?,
+                        calling_ae: r.get(1)?,
+                        source: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// Routes an object: one pending job per destination, in one transaction. With no
+    /// destination the object is done at once (the caller quarantined it).
+    pub fn route(&self, id: &str, dests: &[String]) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        let t = now();
+        for d in dests {
+            tx.execute(
+                "INSERT OR IGNORE INTO jobs (object_id, dest, state, next_at)
+                 VALUES (?1, ?2, 'pending', ?3)",
+                params![id, d, t],
+            )?;
+        }
+        if dests.is_empty() {
+            tx.execute(
+                "UPDATE objects SET state = 'done', done_at = ?2 WHERE id = ?1",
+                params![id, t],
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE objects SET state = 'routed' WHERE id = ?1",
+                params![id],
+            )?;
+        }
+        tx.commit()
+    }
+
+    /// Claims the job that has waited longest among those due now.
+    pub fn claim(&self) -> Result<Option<Job>> {
+        self.conn()
+            .query_row(
+                "UPDATE jobs SET state = 'running'
+                 WHERE rowid = (SELECT rowid FROM jobs WHERE state = 'pending' AND next_at <= ?1
+                                ORDER BY next_at LIMIT 1)
+                 RETURNING object_id, dest, attempts,
+                   (SELECT received_at FROM objects WHERE id = object_id)",
+                [now()],
+                |r| {
+                    Ok(Job {
+                        object: r.get(0)?,
+                        dest: r.get(1)?,
+                        attempts: r.get(2)?,
+                        received_at: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// Seconds until the next pending job is due (`None`: nothing pending).
+    pub fn next_due_in(&self) -> Result<Option<f64>> {
+        let t: Option<f64> = self.conn().query_row(
+            "SELECT MIN(next_at) FROM jobs WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(t.map(|t| (t - now()).max(0.0)))
+    }
+
+    /// The job is finished: `quarantined` with a reason, or done.
+    pub fn finish(&self, job: &Job, quarantined: Option<&str>) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        let (state, err) = match quarantined {
+            Some(r) => ("quarantined", Some(r)),
+            None => ("done", None),
+        };
+        tx.execute(
+            "UPDATE jobs SET state = ?3, last_error = ?4, attempts = attempts + 1
+             WHERE object_id = ?1 AND dest = ?2",
+            params![job.object, job.dest, state, err],
+        )?;
+        let open: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE object_id = ?1 AND state IN ('pending', 'running')",
+            [&job.object],
+            |r| r.get(0),
+        )?;
+        if open == 0 {
+            tx.execute(
+                "UPDATE objects SET state = 'done', done_at = ?2 WHERE id = ?1",
+                params![job.object, now()],
+            )?;
+        }
+        tx.commit()
+    }
+
+    /// The job failed for a reason that may pass: try again after `delay`.
+    pub fn retry(&self, job: &Job, error: &str, delay: Duration) -> Result<()> {
+        self.conn().execute(
+            "UPDATE jobs SET state = 'pending', attempts = attempts + 1, last_error = ?3,
+                 next_at = ?4
+             WHERE object_id = ?1 AND dest = ?2",
+            params![job.object, job.dest, error, now() + delay.as_secs_f64()],
+        )?;
+        Ok(())
+    }
+
+    /// Objects done before `before` (seconds since the epoch): their spool files may go.
+    pub fn purgeable(&self, before: f64, limit: usize) -> Result<Vec<String>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT id FROM objects WHERE state = 'done' AND done_at < ?1 LIMIT ?2",
+        )?;
+        st.query_map(params![before, limit as i64], |r| r.get(0))?
+            .collect()
+    }
+
+    /// Forgets a purged object and its jobs (its quarantined copies stay in the quarantine).
+    pub fn forget(&self, id: &str) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.execute("DELETE FROM jobs WHERE object_id = ?1", [id])?;
+        tx.execute("DELETE FROM objects WHERE id = ?1", [id])?;
+        tx.commit()
+    }
+
+    /// Counts by state.
+    pub fn depth(&self) -> Result<Depth> {
+        let c = self.conn();
+        let unrouted: i64 = c.query_row(
+            "SELECT COUNT(*) FROM objects WHERE state = 'new'",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut d = Depth {
+            unrouted: unrouted as u64,
+            ..Depth::default()
+        };
+        let mut st =
+            c.prepare_cached("SELECT state, attempts > 0, COUNT(*) FROM jobs GROUP BY 1, 2")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (state, retried, n) = row?;
+            let n = n as u64;
+            match state.as_str() {
+                "pending" => {
+                    d.pending += n;
+                    if retried {
+                        d.retrying += n;
+                    }
+                }
+                "running" => d.running += n,
+                "quarantined" => d.quarantined += n,
+                _ => {}
+            }
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_goes_pending_running_done_and_the_object_follows() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::open(&d.path().join("q.sqlite")).unwrap();
+        q.add_object("a", "dimse", "MODALITY").unwrap();
+        q.add_object("a", "dimse", "MODALITY").unwrap();
+        let n = q.next_new().unwrap().unwrap();
+        assert_eq!((n.id.as_str(), n.calling_ae.as_str()), ("a", "MODALITY"));
+        q.route("a", &["v1".into(), "v2".into()]).unwrap();
+        assert!(q.next_new().unwrap().is_none());
+        let j1 = q.claim().unwrap().unwrap();
+        let j2 = q.claim().unwrap().unwrap();
+        assert!(q.claim().unwrap().is_none());
+        assert_eq!(q.depth().unwrap().running, 2);
+        q.retry(&j1, "peer down", Duration::from_secs(3600))
+            .unwrap();
+        assert!(q.claim().unwrap().is_none(), "not due yet");
+        assert_eq!(q.depth().unwrap().retrying, 1);
+        q.finish(&j2, Some("held back: reason")).unwrap();
+        assert!(
+            q.purgeable(now() + 1.0, 10).unwrap().is_empty(),
+            "j1 still open"
+        );
+        q.finish(&j1, None).unwrap();
+        assert_eq!(q.purgeable(now() + 1.0, 10).unwrap(), vec!["a".to_string()]);
+        q.forget("a").unwrap();
+        assert_eq!(q.unknown(&["a".into()]).unwrap(), vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn running_jobs_of_a_killed_process_run_again() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("q.sqlite");
+        {
+            let q = Queue::open(&p).unwrap();
+            q.add_object("a", "stow", "").unwrap();
+            q.route("a", &["v".into()]).unwrap();
+            assert!(q.claim().unwrap().is_some());
+            // dropped without finishing: as if killed
+        }
+        let q = Queue::open(&p).unwrap();
+        let j = q.claim().unwrap().unwrap();
+        assert_eq!(j.dest, "v");
+    }
+}
