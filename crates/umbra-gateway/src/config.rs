@@ -4,6 +4,7 @@
 //! example. Parsing checks everything it can before the gateway starts: unknown fields, unknown
 //! options, routes naming missing destinations, destinations of an unknown kind.
 
+use crate::tls::{ClientTls, TlsClient, TlsServer};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +65,8 @@ pub struct DimseListener {
     /// Seconds an association may stay silent before it is aborted.
     #[serde(default = "default_dimse_timeout")]
     pub timeout_seconds: u64,
+    /// TLS (every connection is TLS when given).
+    pub tls: Option<TlsServer>,
 }
 
 /// `[http]`: health, metrics and STOW-RS.
@@ -78,6 +81,8 @@ pub struct HttpListener {
     /// Largest STOW-RS request body, in MiB.
     #[serde(default = "default_max_body_mib")]
     pub max_body_mib: u64,
+    /// TLS (HTTPS) when given.
+    pub tls: Option<TlsServer>,
 }
 
 /// `[retention]`.
@@ -167,6 +172,8 @@ pub struct Destination {
     pub token_file: Option<PathBuf>,
     /// `folder`: the folder.
     pub path: Option<PathBuf>,
+    /// `dimse` and `stow`: TLS to the destination.
+    pub tls: Option<TlsClient>,
 }
 
 /// `[[route]]`: received objects matching every condition given go to `destinations`. A route
@@ -221,6 +228,8 @@ pub enum Target {
         port: u16,
         /// Calling AE title.
         calling_ae: String,
+        /// TLS, when configured.
+        tls: Option<ClientTls>,
     },
     /// A STOW-RS endpoint.
     Stow {
@@ -228,6 +237,8 @@ pub enum Target {
         url: String,
         /// Bearer token, if any.
         token: Option<String>,
+        /// TLS trust, when configured (else the public web's roots, for https URLs).
+        tls: Option<ClientTls>,
     },
     /// A folder (PATIENT/STUDY/SERIES/INSTANCE.dcm under it).
     Folder {
@@ -311,6 +322,16 @@ impl Config {
                     "[dimse] max_associations must be at least 1".into(),
                 ));
             }
+        }
+        let wants_tls = self.dimse.as_ref().is_some_and(|d| d.tls.is_some())
+            || self.http.as_ref().is_some_and(|h| h.tls.is_some())
+            || self.destinations.iter().any(|d| d.tls.is_some());
+        if wants_tls && !cfg!(feature = "tls") {
+            return Err(ConfigError(
+                "TLS is configured but this build of umbra has none: build it with \
+                 `--features tls`"
+                    .into(),
+            ));
         }
         if self.destinations.is_empty() {
             return Err(ConfigError("no [[destination]]".into()));
@@ -406,6 +427,7 @@ impl Config {
                     host: d.host.clone().ok_or_else(|| need("host"))?,
                     port: d.port.ok_or_else(|| need("port"))?,
                     calling_ae,
+                    tls: None,
                 })
             }
             "stow" => {
@@ -422,7 +444,17 @@ impl Config {
                         d.name
                     )));
                 }
-                Ok(Target::Stow { url, token: None })
+                if url.starts_with("https://") && !cfg!(feature = "tls") {
+                    return Err(ConfigError(format!(
+                        "destination {:?}: https needs a build with TLS (`--features tls`)",
+                        d.name
+                    )));
+                }
+                Ok(Target::Stow {
+                    url,
+                    token: None,
+                    tls: None,
+                })
             }
             "folder" => {
                 unexpected(&[
@@ -431,6 +463,7 @@ impl Config {
                     ("port", d.port.is_some()),
                     ("url", d.url.is_some()),
                     ("token_file", d.token_file.is_some()),
+                    ("tls", d.tls.is_some()),
                 ])?;
                 Ok(Target::Folder {
                     path: d.path.clone().ok_or_else(|| need("path"))?,
@@ -443,11 +476,30 @@ impl Config {
         }
     }
 
-    /// The destination's target, with token files read.
+    /// The destination's target, with token files read and TLS loaded.
     pub fn target(&self, d: &Destination) -> Result<Target, ConfigError> {
         let mut t = self.target_fields(d)?;
-        if let (Target::Stow { token, .. }, Some(f)) = (&mut t, &d.token_file) {
-            *token = Some(read_token(f)?);
+        let named = |e: ConfigError| ConfigError(format!("destination {:?}: {}", d.name, e.0));
+        match &mut t {
+            Target::Stow { url, token, tls } => {
+                if let Some(f) = &d.token_file {
+                    *token = Some(read_token(f).map_err(named)?);
+                }
+                if let Some(c) = &d.tls {
+                    let host = url
+                        .split("://")
+                        .nth(1)
+                        .and_then(|r| r.split(['/', ':']).next())
+                        .unwrap_or("");
+                    *tls = Some(ClientTls::load(c, host).map_err(named)?);
+                }
+            }
+            Target::Dimse { host, tls, .. } => {
+                if let Some(c) = &d.tls {
+                    *tls = Some(ClientTls::load(c, host).map_err(named)?);
+                }
+            }
+            Target::Folder { .. } => {}
         }
         Ok(t)
     }

@@ -51,16 +51,26 @@ impl Sender {
                 host,
                 port,
                 calling_ae,
+                tls,
             } => {
-                let peer = umbra_dimse::PeerConfig::new(
+                #[allow(unused_mut)]
+                let mut peer = umbra_dimse::PeerConfig::new(
                     ae_title.as_str(),
                     host.as_str(),
                     *port,
                     calling_ae.as_str(),
                 );
+                #[cfg(feature = "tls")]
+                {
+                    peer.tls = tls.as_ref().map(|t| (t.config.clone(), t.name.clone()));
+                }
+                #[cfg(not(feature = "tls"))]
+                let _: &Option<crate::tls::ClientTls> = tls;
                 self.send_dimse(dest, &peer, file)
             }
-            Target::Stow { url, token } => send_stow(url, token.as_deref(), file),
+            Target::Stow { url, token, tls } => {
+                send_stow(url, token.as_deref(), tls.as_ref(), file)
+            }
             Target::Folder { .. } => Delivery::Failed("a folder is written, not sent".into()),
         }
     }
@@ -167,7 +177,12 @@ fn read_meta(file: &Path) -> Result<umbra_dimse::Part10Meta, String> {
 }
 
 /// POSTs one file to a STOW-RS `/studies` URL as multipart/related; type="application/dicom".
-fn send_stow(url: &str, token: Option<&str>, file: &Path) -> Delivery {
+fn send_stow(
+    url: &str,
+    token: Option<&str>,
+    tls: Option<&crate::tls::ClientTls>,
+    file: &Path,
+) -> Delivery {
     let f = match std::fs::File::open(file) {
         Ok(f) => f,
         Err(e) => return Delivery::Failed(format!("cannot open the copy: {e}")),
@@ -178,11 +193,26 @@ fn send_stow(url: &str, token: Option<&str>, file: &Path) -> Delivery {
     let mut body = std::io::Cursor::new(head.into_bytes())
         .chain(f)
         .chain(std::io::Cursor::new(tail.into_bytes()));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    #[allow(unused_mut)]
+    let mut config = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(600)))
-        .build()
-        .into();
+        .timeout_global(Some(Duration::from_secs(600)));
+    #[cfg(feature = "tls")]
+    if let Some(t) = tls {
+        let roots: Vec<ureq::tls::Certificate<'static>> = t
+            .cas
+            .iter()
+            .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .build(),
+        );
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    let agent: ureq::Agent = config.build().into();
     let mut req = agent.post(url).header(
         "Content-Type",
         format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),

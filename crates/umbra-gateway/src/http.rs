@@ -253,6 +253,59 @@ async fn stow(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
         .into_response()
 }
 
+/// An HTTPS listener for axum: TCP accept, then the TLS handshake (at most ten seconds; a
+/// client that fails it is dropped and the next one accepted).
+#[cfg(feature = "tls")]
+pub struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+#[cfg(feature = "tls")]
+impl TlsListener {
+    /// Wraps a bound TCP listener.
+    pub fn new(tcp: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
+        TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (socket, addr) = match self.tcp.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("HTTPS accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                self.acceptor.accept(socket),
+            )
+            .await
+            {
+                Ok(Ok(tls)) => return (tls, addr),
+                Ok(Err(e)) => tracing::warn!(peer = %addr, "TLS handshake failed: {e}"),
+                Err(_) => tracing::warn!(peer = %addr, "TLS handshake timed out"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod queue;
 pub mod serve;
 pub mod spool;
+pub mod tls;
 
 pub use config::{Config, ConfigError};
 pub use serve::{Gateway, StartError};

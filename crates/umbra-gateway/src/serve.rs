@@ -177,6 +177,14 @@ impl Gateway {
                 })
                 .transpose()?;
             c.max_pdu = d.max_pdu;
+            if let Some(t) = &d.tls {
+                #[cfg(feature = "tls")]
+                {
+                    c.tls = Some(crate::tls::server_config(t)?);
+                }
+                #[cfg(not(feature = "tls"))]
+                crate::tls::server_config(t)?;
+            }
             c.dimse_timeout = Duration::from_secs(d.timeout_seconds.max(1));
             let scp = Scp::new(
                 c,
@@ -210,6 +218,12 @@ impl Gateway {
                 state,
                 usize::try_from(h.max_body_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
             );
+            #[cfg(feature = "tls")]
+            let https = h.tls.as_ref().map(crate::tls::server_config).transpose()?;
+            #[cfg(not(feature = "tls"))]
+            if let Some(t) = &h.tls {
+                crate::tls::server_config(t)?;
+            }
             let std_listener = std::net::TcpListener::bind(h.listen)
                 .map_err(|e| StartError(format!("cannot listen on {}: {e}", h.listen)))?;
             std_listener
@@ -233,10 +247,24 @@ impl Gateway {
                                 return;
                             }
                         };
+                        let stop = async {
+                            let _ = rx.await;
+                        };
+                        #[cfg(feature = "tls")]
+                        let served = match https {
+                            Some(config) => {
+                                let l = crate::http::TlsListener::new(listener, config);
+                                axum::serve(l, app).with_graceful_shutdown(stop).await
+                            }
+                            None => {
+                                axum::serve(listener, app)
+                                    .with_graceful_shutdown(stop)
+                                    .await
+                            }
+                        };
+                        #[cfg(not(feature = "tls"))]
                         let served = axum::serve(listener, app)
-                            .with_graceful_shutdown(async {
-                                let _ = rx.await;
-                            })
+                            .with_graceful_shutdown(stop)
                             .await;
                         if let Err(e) = served {
                             tracing::error!("HTTP listener: {e}");
