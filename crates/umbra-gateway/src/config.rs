@@ -298,7 +298,15 @@ impl Config {
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let c: Config = toml::from_str(text).map_err(|e| ConfigError(one_line(&e.to_string())))?;
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            ConfigError(match line {
+                Some(l) => format!("line {l}: {}", one_line(e.message())),
+                None => one_line(e.message()),
+            })
+        })?;
         c.check().map_err(|e| ConfigError(one_line(&e.0)))?;
         Ok(c)
     }
@@ -378,6 +386,29 @@ impl Config {
                     .case_insensitive(true)
                     .build()
                     .map_err(|e| ConfigError(format!("route study_description: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every file the configuration names (tokens, certificates, keys, key files), as
+    /// starting would, without binding or writing anything: `umbra serve --check`.
+    pub fn preflight(&self) -> Result<(), ConfigError> {
+        for d in &self.destinations {
+            self.target(d)?;
+            if let Some(k) = &d.key_file {
+                umbra_files::read_key_file(k).map_err(ConfigError)?;
+            }
+        }
+        if let Some(t) = self.dimse.as_ref().and_then(|d| d.tls.as_ref()) {
+            crate::tls::server_config(t)?;
+        }
+        if let Some(h) = &self.http {
+            if let Some(t) = &h.tls {
+                crate::tls::server_config(t)?;
+            }
+            if let Some(f) = &h.token_file {
+                read_token(f)?;
             }
         }
         Ok(())

@@ -18,6 +18,9 @@ pub struct ServeArgs {
 pub fn serve(args: ServeArgs) -> Result<ExitCode, Usage> {
     let config = umbra_gateway::Config::load(&args.config).map_err(|e| Usage(e.to_string()))?;
     if args.check {
+        config
+            .preflight()
+            .map_err(|e| Usage(format!("{}: {e}", args.config.display())))?;
         println!("{}: configuration is valid", args.config.display());
         return Ok(ExitCode::SUCCESS);
     }
