@@ -282,7 +282,19 @@ enum Ended {
 fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
     let ended = match shared.dests.iter().find(|d| d.name == job.dest) {
         None => Ended::Quarantined("destination is no longer configured".into()),
-        Some(dest) => deliver(shared, dest, job, senders),
+        Some(dest) => {
+            // a bug met by one object must not take a worker down, nor leave the job running
+            // for ever: the object is quarantined and the worker goes on
+            let run = std::panic::AssertUnwindSafe(|| deliver(shared, dest, job, senders));
+            match std::panic::catch_unwind(run) {
+                Ok(ended) => ended,
+                Err(_) => {
+                    tracing::error!(object = job.object, destination = job.dest, "internal error");
+                    *senders = Sender::default();
+                    Ended::Quarantined("internal error while processing the object".into())
+                }
+            }
+        }
     };
     let result = match &ended {
         Ended::Delivered => {
