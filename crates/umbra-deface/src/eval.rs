@@ -24,7 +24,10 @@ use crate::phantom::{self, Subject};
 use crate::volume::{Mask, Volume};
 
 /// Margin around the face features that defines the face region, mm.
-pub const FACE_REGION_MARGIN_MM: f64 = 20.0;
+pub const FACE_REGION_MARGIN_MM: f64 = 30.0;
+
+/// A tighter margin, reported alongside for comparison, mm.
+pub const TIGHT_MARGIN_MM: f64 = 15.0;
 
 /// A subject's head expressed in a frame of its own: centroid and principal axes, each axis
 /// matched to the nearest patient axis (left, posterior, superior) and pointing its way.
@@ -147,7 +150,7 @@ fn jacobi_eigenvectors(mut a: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
 /// Which surface a depth map looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
-    /// The face: rays from anterior, lateral ±45 mm, superior -100..+5 mm around the centroid.
+    /// The face: rays from anterior, lateral ±45 mm, superior -85..0 mm around the centroid.
     Face,
     /// The back of the head: rays from posterior, lateral ±45 mm, superior -30..+60 mm.
     Back,
@@ -157,7 +160,7 @@ pub enum Side {
 /// first head voxel, on a 3 mm grid; 300 where a ray meets nothing.
 pub fn depth_map(vol: &Volume, body: &Mask, frame: &HeadFrame, side: Side) -> Vec<f32> {
     let (dir, vrange) = match side {
-        Side::Face => (1.0, (-100.0, 5.0)),
+        Side::Face => (1.0, (-85.0, 0.0)),
         Side::Back => (-1.0, (-30.0, 60.0)),
     };
     let mut out = Vec::new();
@@ -272,6 +275,10 @@ pub struct ScanMetrics {
     pub outside: usize,
     /// Of those, changed.
     pub outside_changed: usize,
+    /// Head voxels outside the tighter region ([`TIGHT_MARGIN_MM`]).
+    pub outside_tight: usize,
+    /// Of those, changed.
+    pub outside_tight_changed: usize,
     /// True when the engine declined (not a head, no brain).
     pub declined: bool,
     /// Dense objects reported.
@@ -325,9 +332,12 @@ pub fn run_scan(
     let region = morph::dilate(&gt.face, vol.spacing(), FACE_REGION_MARGIN_MM);
     let mut outside = gt.head.clone();
     outside.subtract(&region);
+    let mut outside_tight = gt.head.clone();
+    outside_tight.subtract(&morph::dilate(&gt.face, vol.spacing(), TIGHT_MARGIN_MM));
     let mut m = ScanMetrics {
         face: gt.face.count(),
         outside: outside.count(),
+        outside_tight: outside_tight.count(),
         ..ScanMetrics::default()
     };
     let after_vol = match deface(&vol, modality, opts) {
@@ -335,6 +345,7 @@ pub fn run_scan(
             m.face_removed = d.changed.count_and(&gt.face);
             m.brain_changed = d.changed.count_and(&gt.brain);
             m.outside_changed = d.changed.count_and(&outside);
+            m.outside_tight_changed = d.changed.count_and(&outside_tight);
             m.dense = d.dense_surface.len();
             d.apply(&vol)
         }
@@ -383,6 +394,8 @@ pub struct Report {
     pub outside_changed: f64,
     /// Worst scan's outside changes.
     pub outside_changed_worst: f64,
+    /// Outside changes with the tighter margin, pooled.
+    pub outside_tight_changed: f64,
     /// Scans the engine declined.
     pub declined: usize,
     /// Face depth-map attack.
@@ -435,6 +448,7 @@ fn summarise(results: &[[ScanResult; 2]], modality: Modality, dims: [usize; 3]) 
         ..Report::default()
     };
     let (mut face, mut removed, mut outside, mut out_changed) = (0usize, 0usize, 0usize, 0usize);
+    let (mut tight, mut tight_changed) = (0usize, 0usize);
     for pair in results {
         for s in pair {
             let m = &s.metrics;
@@ -442,6 +456,8 @@ fn summarise(results: &[[ScanResult; 2]], modality: Modality, dims: [usize; 3]) 
             removed += m.face_removed;
             outside += m.outside;
             out_changed += m.outside_changed;
+            tight += m.outside_tight;
+            tight_changed += m.outside_tight_changed;
             r.brain_changed += m.brain_changed;
             r.declined += m.declined as usize;
             r.face_removed_worst = r
@@ -454,6 +470,7 @@ fn summarise(results: &[[ScanResult; 2]], modality: Modality, dims: [usize; 3]) 
     }
     r.face_removed = removed as f64 / face.max(1) as f64;
     r.outside_changed = out_changed as f64 / outside.max(1) as f64;
+    r.outside_tight_changed = tight_changed as f64 / tight.max(1) as f64;
     let attack = |get: &dyn Fn(&Features) -> Similar, after: bool| {
         let sim: Vec<Vec<f64>> = results
             .iter()
@@ -536,6 +553,10 @@ impl Report {
             self.brain_changed
         ));
         s.push_str(&format!("| head voxels outside the face region changed (pooled / worst scan) | ≤ 1% | {} / {} |\n", pct(self.outside_changed), pct(self.outside_changed_worst)));
+        s.push_str(&format!(
+            "| same with a {TIGHT_MARGIN_MM} mm margin (pooled) | (for comparison) | {} |\n",
+            pct(self.outside_tight_changed)
+        ));
         s.push_str(&format!(
             "| scans declined (not a head) | 0 | {} |\n",
             self.declined
