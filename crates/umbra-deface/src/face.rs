@@ -12,8 +12,14 @@
 //!    front of the plane `depth_mm` behind that face front is removed. The cut ends on a common
 //!    coronal plane rather than at a fixed depth below each ray's skin, which would keep the
 //!    face's relief one layer down.
-//! 5. The brain dilated by `margin_mm` is subtracted: no brain voxel ever changes.
-//! 6. In CT, very dense voxels (> 3000 HU) within 10 mm of the skin are reported (jewellery).
+//! 5. A generic plate replaces the removed face: on the candidate side, within the same half
+//!    width and from `plate_drop_mm` below the head's top upward, the voxels between the cut and
+//!    a plane `plate_mm` in front of it that leans forward by `plate_slope` per mm of height are
+//!    set to a tissue value (air voxels included). The new face surface is then that plane, the
+//!    same in the head's frame for every subject, and nothing left behind the cut (MR bone,
+//!    opened cavities) can be seen through it.
+//! 6. The brain dilated by `margin_mm` is subtracted: no brain voxel ever changes.
+//! 7. In CT, very dense voxels (> 3000 HU) within 10 mm of the skin are reported (jewellery).
 
 use crate::brain;
 use crate::head::{self, Assessment, Frame};
@@ -34,6 +40,13 @@ pub struct DefaceOptions {
     pub plane_angle_deg: f64,
     /// A brain mask to use instead of the estimate (same dimensions as the volume).
     pub brain_mask: Option<Mask>,
+    /// Thickness of the generic surface plate at its lower end, mm (0: no plate, removal only).
+    pub plate_mm: f64,
+    /// Forward lean of the plate's front per mm of height, as a slope (anterior mm per superior
+    /// mm).
+    pub plate_slope: f64,
+    /// How far below the top of the head the plate reaches, mm.
+    pub plate_drop_mm: f64,
 }
 
 impl Default for DefaceOptions {
@@ -44,6 +57,9 @@ impl Default for DefaceOptions {
             half_width_mm: 55.0,
             plane_angle_deg: 65.0,
             brain_mask: None,
+            plate_mm: 4.0,
+            plate_slope: 0.27,
+            plate_drop_mm: 225.0,
         }
     }
 }
@@ -68,10 +84,18 @@ pub struct DefaceStats {
 /// The result of [`deface`]: which voxels to set to which value.
 #[derive(Clone, Debug)]
 pub struct Defaced {
-    /// Voxels to overwrite.
+    /// Voxels to overwrite: the removed head voxels and the plate (which also covers air in
+    /// front of the cut). Use [`Defaced::value`] or [`Defaced::apply`] for the new values.
     pub changed: Mask,
-    /// The value to write there (real-world units: CT -1000 HU, MR the volume's minimum).
+    /// The value to write there (real-world units: CT -1000 HU, MR the volume's minimum), except
+    /// in `plate`.
     pub fill: f32,
+    /// Voxels of `changed` that take `plate_fill` instead of `fill`: a generic tissue plate,
+    /// identical in the head's frame for every subject, laid over the cut so that the new face
+    /// surface carries no individual relief and nothing behind the cut shows through.
+    pub plate: Mask,
+    /// The plate's value (CT 40 HU, MR the median of the head's voxels).
+    pub plate_fill: f32,
     /// Very dense voxels near the skin (CT > 3000 HU), one position per object.
     pub dense_surface: Vec<[usize; 3]>,
     /// The head decision the cut was based on.
@@ -81,12 +105,23 @@ pub struct Defaced {
 }
 
 impl Defaced {
-    /// The volume with the changed voxels set to the fill value.
+    /// The new value of voxel `idx`, or `None` when it is unchanged.
+    pub fn value(&self, idx: usize) -> Option<f32> {
+        if !self.changed.get(idx) {
+            None
+        } else if self.plate.get(idx) {
+            Some(self.plate_fill)
+        } else {
+            Some(self.fill)
+        }
+    }
+
+    /// The volume with the changed voxels set to their new values.
     pub fn apply(&self, vol: &Volume) -> Volume {
         let mut out = vol.clone();
-        for (v, &c) in out.voxels_mut().iter_mut().zip(self.changed.as_slice()) {
-            if c {
-                *v = self.fill;
+        for (idx, v) in out.voxels_mut().iter_mut().enumerate() {
+            if let Some(x) = self.value(idx) {
+                *v = x;
             }
         }
         out
@@ -171,13 +206,33 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
     let front = hits[((hits.len() - 1) as f64 * 0.7).round() as usize];
     let cut = front - opts.depth_mm;
 
+    // The top of the head, from which the plate's lower end is measured.
+    let top = body
+        .as_slice()
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b)
+        .map(|(idx, _)| f.pos(f.sup, vol.coords(idx)))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let plate_bottom = top - opts.plate_drop_mm;
+
     let mut changed = Mask::new(dims);
-    for (idx, &b) in body.as_slice().iter().enumerate() {
-        if b {
-            let p = f.mm(vol.coords(idx));
-            if p[1] >= cut && (p[0] - mid).abs() <= opts.half_width_mm && candidate(p) {
+    let mut plate = Mask::new(dims);
+    for idx in 0..vol.len() {
+        let p = f.mm(vol.coords(idx));
+        if p[1] < cut || (p[0] - mid).abs() > opts.half_width_mm || !candidate(p) {
+            continue;
+        }
+        if opts.plate_mm > 0.0 && p[2] >= plate_bottom {
+            let plate_front = cut + opts.plate_mm + opts.plate_slope * (p[2] - plate_bottom);
+            if p[1] <= plate_front {
+                plate.set(idx, true);
                 changed.set(idx, true);
+                continue;
             }
+        }
+        if body.get(idx) {
+            changed.set(idx, true);
         }
     }
     let protect = morph::dilate(
@@ -187,6 +242,7 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
             .max(vol.spacing().iter().copied().fold(0.0, f64::max)),
     );
     changed.subtract(&protect);
+    plate.subtract(&protect);
 
     let fill = match modality {
         Modality::Ct => -1000.0,
@@ -198,6 +254,24 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
             .fold(f32::INFINITY, f32::min),
     };
     let fill = if fill.is_finite() { fill } else { 0.0 };
+    let plate_fill = match modality {
+        Modality::Ct => 40.0,
+        Modality::Mr => {
+            let mut v: Vec<f32> = body
+                .as_slice()
+                .iter()
+                .zip(vol.voxels())
+                .filter(|(b, x)| **b && x.is_finite())
+                .map(|(_, &x)| x)
+                .collect();
+            if v.is_empty() {
+                fill
+            } else {
+                let mid = v.len() / 2;
+                *v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1
+            }
+        }
+    };
     let dense_surface = match modality {
         Modality::Ct => dense_near_skin(vol, &body),
         Modality::Mr => Vec::new(),
@@ -213,6 +287,8 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
     Ok(Defaced {
         changed,
         fill,
+        plate,
+        plate_fill,
         dense_surface,
         assessment,
         stats,
