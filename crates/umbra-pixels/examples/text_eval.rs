@@ -2,8 +2,8 @@
 //! public ultrasound samples, writing previews with the detected boxes outlined to /tmp.
 //!
 //! `cargo run --release -p umbra-pixels --example text_eval -- [--n 400] [--seed 1] [--pad 2]
-//! [--dump 10]` (`--dump k`: also write the first k generated images with a miss or a false
-//! box to /tmp/text_eval_*.ppm).
+//! [--dump 10] [--only i]` (`--dump k`: also write the first k generated images with a miss or
+//! a false box to /tmp/text_eval_*.ppm; `--only i`: evaluate and write image i alone).
 
 #[path = "../tests/textgen/mod.rs"]
 mod textgen;
@@ -29,9 +29,16 @@ fn preview(img: &Image, frame: u32) -> Vec<u8> {
     let mut out = vec![0u8; w * h * 3];
     let mut lo = u32::MAX;
     let mut hi = 0;
+    let signed = |v: u32| {
+        if img.signed && img.bits_allocated == 16 {
+            (v as u16 as i16 as i32 + 32768) as u32
+        } else {
+            v
+        }
+    };
     for y in 0..img.rows {
         for x in 0..img.columns {
-            let v = img.get(frame, y, x, 0);
+            let v = signed(img.get(frame, y, x, 0));
             lo = lo.min(v);
             hi = hi.max(v);
         }
@@ -53,10 +60,7 @@ fn preview(img: &Image, frame: u32) -> Vec<u8> {
                     px.copy_from_slice(&[s[0] as u8, s[1] as u8, s[2] as u8]);
                 }
             } else {
-                let mut v = img.get(frame, y as u16, x as u16, 0);
-                if img.signed && img.bits_allocated == 16 {
-                    v = (v as u16 as i16 as i32 + 32768) as u32;
-                }
+                let v = signed(img.get(frame, y as u16, x as u16, 0));
                 let mut l = ((v.saturating_sub(lo)) as f32 / span * 255.0) as u8;
                 if img.photometric == Photometric::Monochrome1 {
                     l = 255 - l;
@@ -126,7 +130,11 @@ fn read_dicom(path: &Path) -> Result<Image, String> {
         bits_allocated: int(tags::BITS_ALLOCATED)? as u16,
         bits_stored: int(tags::BITS_STORED)? as u16,
         signed: int(tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1,
-        photometric: Photometric::parse(&photometric).ok_or("photometric")?,
+        // JPEG 2000 with a component transform decodes to RGB.
+        photometric: match photometric.trim_end_matches([' ', '\0']) {
+            "YBR_ICT" | "YBR_RCT" => Photometric::Rgb,
+            p => Photometric::parse(p).ok_or("photometric")?,
+        },
         frames,
         data: Vec::new(),
     };
@@ -151,7 +159,9 @@ fn read_dicom(path: &Path) -> Result<Image, String> {
         | codec::JPEG_EXTENDED
         | codec::JPEG_LOSSLESS
         | codec::RLE_LOSSLESS
-        | codec::JPEG_LOSSLESS_SV1 => ts,
+        | codec::JPEG_LOSSLESS_SV1
+        | codec::JPEG_2000_LOSSLESS
+        | codec::JPEG_2000 => ts,
         _ => codec::EXPLICIT_VR_LITTLE_ENDIAN.to_owned(),
     };
     codec::decode(&ts, &list, &geometry).map_err(|e| e.to_string())
@@ -163,6 +173,13 @@ fn main() {
     let seed = arg(&args, "--seed", 1);
     let pad = arg(&args, "--pad", 3) as u16;
     let mut dump = arg(&args, "--dump", 0);
+    let only = args
+        .iter()
+        .any(|a| a == "--only")
+        .then(|| arg(&args, "--only", 0));
+    if only.is_some() {
+        dump = 1;
+    }
     let mut params = detect::Params::default();
     // `--set name=value` overrides a detector parameter (for tuning).
     for (i, a) in args.iter().enumerate() {
@@ -191,6 +208,10 @@ fn main() {
             "max_roughness" => p.max_roughness = f,
             "max_roughness_flat" => p.max_roughness_flat = f,
             "flat_ring" => p.flat_ring = f,
+            "min_modal" => p.min_modal = f,
+            "dark_contrast" => p.dark_contrast = f as u8,
+            "rule_len" => p.rule_len = f as u16,
+            "line_margin" => p.line_margin = f,
             "max_aspect" => p.max_aspect = f,
             "max_height_ratio" => p.max_height_ratio = f,
             "line_gap" => p.line_gap = f,
@@ -205,6 +226,9 @@ fn main() {
     let mut all = textgen::Stats::default();
     let mut by_kind: BTreeMap<textgen::Kind, textgen::Stats> = BTreeMap::new();
     for i in 0..n {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
         let s = textgen::sample(seed, i);
         let st = by_kind.entry(s.kind).or_default();
         let before = (st.boxes_hit, st.boxes, st.empty_area);
@@ -236,7 +260,7 @@ fn main() {
         if false_box {
             println!("  false #{i} {:?}: {found:?}", s.kind);
         }
-        if dump > 0 && (residual || false_box) {
+        if dump > 0 && (residual || false_box || only.is_some()) {
             dump -= 1;
             let mut buf = preview(&s.img, 0);
             for t in &s.truth {
@@ -305,6 +329,7 @@ fn main() {
         ("deid-data/us_GREYSCALE_IMAGE.dcm", 0),
         ("pydicom-data/gdcm-US-ALOKA-16.dcm", 0),
         ("pydicom/examples_ybr_color.dcm", 0),
+        ("pydicom/examples_jpeg2k.dcm", 0),
     ] {
         let img = match read_dicom(&root.join(rel)) {
             Ok(i) => i,

@@ -17,8 +17,9 @@
 //!      background, flat or textured. The threshold adapts per 32×32 tile: the smaller of the
 //!      tile's median top-hat and the median of the medians of the 3×3 tiles around it (a
 //!      tile mostly covered by large text does not raise its own bar), plus the larger of
-//!      [`Params::tophat_margin`] and [`Params::texture`] times the median interquartile range
-//!      of the 3×3 tiles around it, at least [`Params::tophat_min`] and at most
+//!      [`Params::tophat_margin`] and [`Params::texture`] times the lower quartile of the
+//!      interquartile ranges of the 3×3 tiles around it (a line of large text raises the
+//!      range of up to six of them), at least [`Params::tophat_min`] and at most
 //!      [`Params::tophat_cap`]. On flat backgrounds median and spread are 0 and faint grey text
 //!      passes; on ultrasound speckle or anatomy they are high and only strokes clearly
 //!      brighter than the texture pass, so speckle does not percolate into blobs. Where a
@@ -41,7 +42,10 @@
 //!      saturates it and they are at most [`Params::extreme_max`] of the frame. Text burned
 //!      in at the maximum over a band near it comes out of the window at the band's level
 //!      (both 255), but the stored ink is that one value and a noisy or graded band is not.
-//! 3. **Connected components** (8-connected, on runs). A component is a glyph (or several
+//! 3. **Connected components** (8-connected, on runs), after dropping the thin parts (at most
+//!    two pixels across) of horizontal and vertical runs of [`Params::rule_len`] pixels or
+//!    more: rules and the borders of bars and boxes, which would join the glyphs that touch
+//!    them into one component too long to be a glyph. A component is a glyph (or several
 //!    touching glyphs) when its height is within [`Params::min_height`]..=[`Params::max_height`],
 //!    its width at most [`Params::max_aspect`] heights, its fill ratio (ink over bounding box)
 //!    within [`Params::min_fill`]..=[`Params::max_fill`], and its mean stroke width
@@ -51,9 +55,19 @@
 //!    (burned-in strokes are flat; clusters of speckle are not), or at most
 //!    [`Params::max_roughness_flat`] when the ring of pixels around its box is flat
 //!    ([`Params::flat_ring`]: anti-aliased text on a bar). Components of 10 px or less are too
-//!    coarse for fill and stroke width: only the roughness test applies to them. A solid
-//!    component (fill ≥ 0.95: a heavy glyph, or a rule or bar of a drawing) is kept but
-//!    does not make a line on its own.
+//!    coarse for fill and stroke width: only the roughness test applies to them. Its *ink*
+//!    is its most frequent level (give or take two): burned-in glyphs are drawn in one
+//!    colour, so at least [`Params::min_modal`] of a glyph's pixels are at its ink level
+//!    (unless the ring around it is flat: anti-aliased text on a bar), where a cluster of
+//!    speckle spreads over many levels. A component mostly but not only at its ink level
+//!    (below 90%: glyphs with speckle or other ink stuck to them), or one that fails a test
+//!    only with what is stuck to it, is taken apart once: its pixels at its ink level are
+//!    labelled again and tested as glyphs (so text over speckle as bright as parts of it
+//!    comes out as its glyphs, with boxes around them and not around the speckle). Dark ink
+//!    (black top-hat) must also be [`Params::dark_contrast`] levels below the median of the
+//!    ring around its box: dark text is on a light label, and the floor of speckle, flat
+//!    enough to pass as one level, is not. A solid component (fill ≥ 0.95: a heavy glyph,
+//!    or a rule or bar of a drawing) is kept but does not make a line on its own.
 //! 4. **Lines**: glyphs are joined (union-find) when their heights differ by at most a factor
 //!    [`Params::max_height_ratio`], they overlap vertically by at least 60% of the smaller one, and
 //!    the horizontal gap is at most [`Params::line_gap`] heights (word spaces included). A line
@@ -64,15 +78,18 @@
 //!    filters dropped) joins a kept line it is aligned with within [`Params::extend_gap`]
 //!    heights, and kept lines of one height on one baseline join across such a gap, until
 //!    nothing changes (pieces of one line become one box).
-//! 6. Line boxes are merged when they overlap or touch ([`crate::redact::union`]).
+//! 6. Line boxes reach [`Params::line_margin`] heights further left and right (a glyph at
+//!    the end of a line lost against a band as bright as it), then are merged when they
+//!    overlap or touch ([`crate::redact::union`]).
 //!
 //! What it avoids: CT bone and the patient table (solid: fill and stroke width too high; a
 //! ring of cortex is one component, not a line), the ultrasound fan edge and tissue layers
 //! (longer than [`Params::max_aspect`], or taller than [`Params::max_height`]), speckle (the
-//! adaptive threshold; specks under [`Params::min_height`]), the borders of drawn boxes
-//! (solid). What it misses: single isolated characters far from any line (one glyph is not
-//! a line), glyphs shorter than [`Params::min_height`] (such as a
-//! lone `.` or `-`: they are usually inside their line's box anyway), text taller than
+//! adaptive threshold; specks under [`Params::min_height`]; clusters are not of one level,
+//! and dark speckle is not below a light ring), the borders of drawn boxes (solid, or
+//! dropped as rules). What it misses: single isolated characters far from any line (one
+//! glyph is not a line), glyphs shorter than [`Params::min_height`] (such as a lone `.` or
+//! `-`: they are usually inside their line's box anyway), text taller than
 //! [`Params::max_height`], text of a level and colour within the texture under it, and
 //! hand-written or rotated text.
 
@@ -95,8 +112,8 @@ pub struct Params {
     pub tophat_margin: u8,
     /// Largest tile threshold (so text brighter than any texture always passes).
     pub tophat_cap: u8,
-    /// A tile's threshold is at least its median plus this many times the median
-    /// interquartile range of the top-hat in it and its eight neighbours (texture).
+    /// A tile's threshold is at least its median plus this many times the lower quartile of
+    /// the interquartile ranges of the top-hat in it and its eight neighbours (texture).
     pub texture: f32,
     /// Level at or above which a pixel is a candidate whatever its surroundings.
     pub bright: u8,
@@ -119,6 +136,19 @@ pub struct Params {
     pub max_roughness_flat: f32,
     /// See [`Params::max_roughness_flat`].
     pub flat_ring: f32,
+    /// Least share of a component's pixels within two levels of its most frequent level (its
+    /// ink), unless the ring around its box is flat ([`Params::flat_ring`]).
+    pub min_modal: f32,
+    /// Least difference between the median level of the ring around a dark glyph's box and
+    /// its ink: dark text is on a light label, not at the floor of speckle.
+    pub dark_contrast: u8,
+    /// Candidate runs (horizontal or vertical) this long or longer are rules or borders: their
+    /// parts at most two pixels across are dropped before labelling, so that glyphs touching
+    /// them stay glyphs.
+    pub rule_len: u16,
+    /// Line boxes reach this many heights further left and right (a glyph at the end of a
+    /// line lost against the picture under it).
+    pub line_margin: f32,
     /// Largest width of a component, in heights.
     pub max_aspect: f32,
     /// Largest ratio of the heights of two glyphs on one line.
@@ -161,6 +191,10 @@ impl Default for Params {
             max_roughness: 20.0,
             max_roughness_flat: 80.0,
             flat_ring: 4.0,
+            min_modal: 0.6,
+            dark_contrast: 64,
+            rule_len: 64,
+            line_margin: 0.5,
             max_aspect: 15.0,
             max_height_ratio: 2.2,
             line_gap: 3.5,
@@ -223,7 +257,7 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
             .map(|(&a, &b)| a.saturating_sub(b))
             .collect();
         let mask = adaptive(&blackhat, &flat, w, h, params);
-        components(&mask, &level, w, h, params, &mut comps);
+        dark_components(&mask, &level, w, h, params, &mut comps);
     }
     let mask: Vec<u8> = level
         .iter()
@@ -238,7 +272,22 @@ pub fn find_text(img: &Image, frame: u32, params: &Params) -> Vec<Rect> {
             .collect();
         components(&mask, &level, w, h, params, &mut comps);
     }
-    lines(&mut comps, params)
+    // A glyph at either end of a line can be lost against what is under it (white on a
+    // bright band): lines reach a little further along their baseline.
+    let grown: Vec<Rect> = lines(&mut comps, params)
+        .into_iter()
+        .map(|r| {
+            let m = (params.line_margin * f32::from(r.height)).round() as u16;
+            let x0 = r.x.saturating_sub(m);
+            let x1 = (r.x + r.width).saturating_add(m).min(w as u16);
+            Rect {
+                x: x0,
+                width: x1 - x0,
+                ..r
+            }
+        })
+        .collect();
+    crate::redact::union(&grown)
 }
 
 /// The union of the text boxes of every frame, merged ([`crate::redact::union`]).
@@ -525,8 +574,9 @@ fn adaptive(th: &[u8], flat: &[bool], w: usize, h: usize, params: &Params) -> Ve
     let mut mask = vec![0u8; w * h];
     for ty in 0..tht {
         for tx in 0..tw {
-            // Texture: the median spread of the tile and its neighbours (text raises the
-            // spread of the tiles it is in, rarely of most of the neighbourhood).
+            // Texture: the lower quartile of the spreads of the tile and its neighbours (text
+            // raises the spread of the tiles it is in: a line of large text covers up to six of
+            // the nine; speckle clusters this lets through fail the ink-level test).
             let mut around = Vec::with_capacity(9);
             let mut base = Vec::with_capacity(9);
             let mut all_flat = true;
@@ -539,7 +589,7 @@ fn adaptive(th: &[u8], flat: &[bool], w: usize, h: usize, params: &Params) -> Ve
             }
             around.sort_unstable();
             base.sort_unstable();
-            let spread = around[around.len() / 2];
+            let spread = around[(around.len() - 1) / 4];
             // The base too: a tile mostly covered by large text must not raise its own bar.
             let base = base[base.len() / 2].min(median[ty * tw + tx]);
             let lift = (params.tophat_margin as f32).max(params.texture * spread as f32);
@@ -600,25 +650,91 @@ fn join(parent: &mut [u32], a: u32, b: u32) {
     }
 }
 
+#[derive(Clone, Copy)]
+/// What labelling gathers about one component (x1, y1 exclusive).
+struct Acc {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+    area: u32,
+    perim: u32,
+    /// Sum of |level difference| between horizontal neighbours inside the component.
+    rough: u32,
+    pairs: u32,
+}
 /// Labels the 8-connected components of `mask` (on runs) and pushes those shaped like glyphs.
 fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, out: &mut Vec<Comp>) {
+    let pass = Pass {
+        dark: false,
+        again: false,
+    };
+    components_at(mask, level, w, h, params, out, pass);
+}
+
+/// [`components`] for dark ink (the black top-hat): a glyph's ink must be at least
+/// [`Params::dark_contrast`] below the median level of the ring around its box.
+fn dark_components(
+    mask: &[u8],
+    level: &[u8],
+    w: usize,
+    h: usize,
+    params: &Params,
+    out: &mut Vec<Comp>,
+) {
+    let pass = Pass {
+        dark: true,
+        again: false,
+    };
+    components_at(mask, level, w, h, params, out, pass);
+}
+
+/// How [`components_at`] labels a mask.
+#[derive(Clone, Copy)]
+struct Pass {
+    /// Dark ink (see [`dark_components`]).
+    dark: bool,
+    /// The pixels at the ink level of components taken apart: no rules to drop, nothing to
+    /// take apart again.
+    again: bool,
+}
+
+/// [`components`]: rules dropped ([`without_rules`]), glyph tests, and components that are
+/// mostly but not only one level taken apart once: their pixels at that level labelled again.
+fn components_at(
+    mask: &[u8],
+    level: &[u8],
+    w: usize,
+    h: usize,
+    params: &Params,
+    out: &mut Vec<Comp>,
+    pass: Pass,
+) {
+    let cleaned;
+    let mask = match (!pass.again)
+        .then(|| without_rules(mask, w, h, usize::from(params.rule_len)))
+        .flatten()
+    {
+        Some(m) => {
+            cleaned = m;
+            &cleaned[..]
+        }
+        None => mask,
+    };
     // Runs: (y, x0, x1 exclusive).
     let mut runs: Vec<(u32, u32, u32)> = Vec::new();
     let mut row_start = Vec::with_capacity(h + 1);
     for y in 0..h {
         row_start.push(runs.len());
         let row = &mask[y * w..(y + 1) * w];
-        let mut x = 0;
+        let mut x = skip_zeros(row, 0);
         while x < w {
-            if row[x] == 0 {
-                x += 1;
-                continue;
-            }
             let s = x;
             while x < w && row[x] != 0 {
                 x += 1;
             }
             runs.push((y as u32, s as u32, x as u32));
+            x = skip_zeros(row, x);
         }
     }
     row_start.push(runs.len());
@@ -649,18 +765,6 @@ fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, ou
             }
         }
     }
-    #[derive(Clone, Copy)]
-    struct Acc {
-        x0: u32,
-        y0: u32,
-        x1: u32,
-        y1: u32,
-        area: u32,
-        perim: u32,
-        /// Sum of |level difference| between horizontal neighbours inside the component.
-        rough: u32,
-        pairs: u32,
-    }
     let mut acc: Vec<Option<Acc>> = vec![None; runs.len()];
     for i in 0..runs.len() {
         let root = find(&mut parent, i as u32) as usize;
@@ -688,41 +792,261 @@ fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, ou
         a.rough += rough;
         a.pairs += len - 1;
     }
-    for a in acc.into_iter().flatten() {
-        let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
-        if ch < u32::from(params.min_height) || ch > u32::from(params.max_height) {
+    // Level histograms of the components tall enough to be glyphs: their ink (most frequent
+    // level, give or take [`INK_TOL`]) and how much of them is that ink.
+    let mut slot: Vec<u32> = vec![u32::MAX; runs.len()];
+    let mut roots: Vec<usize> = Vec::new();
+    for (root, a) in acc.iter().enumerate() {
+        if let Some(a) = a
+            && a.y1 - a.y0 >= u32::from(params.min_height)
+        {
+            slot[root] = roots.len() as u32;
+            roots.push(root);
+        }
+    }
+    let mut hist = vec![[0u32; 256]; roots.len()];
+    let mut run_root = vec![0u32; runs.len()];
+    for (i, &(y, x0, x1)) in runs.iter().enumerate() {
+        let root = find(&mut parent, i as u32);
+        run_root[i] = root;
+        let k = slot[root as usize];
+        if k == u32::MAX {
             continue;
         }
-        if cw as f32 > params.max_aspect * ch as f32 {
-            continue;
+        let hist = &mut hist[k as usize];
+        for &v in &level[y as usize * w + x0 as usize..y as usize * w + x1 as usize] {
+            hist[usize::from(v)] += 1;
         }
-        // Glyphs of 10 px or less are too coarse for shape: only the roughness test applies.
-        let small = ch <= 10;
-        let fill = a.area as f32 / (cw * ch) as f32;
-        if fill < params.min_fill || (!small && fill > params.max_fill) {
-            continue;
-        }
-        let stroke = 2.0 * a.area as f32 / a.perim.max(1) as f32;
-        if !small && stroke > params.max_stroke * ch as f32 {
-            continue;
-        }
-        // Burned-in strokes are flat, clusters of speckle are not; anti-aliased text is rough
-        // too, but on a flat background (the ring around its box) nothing else is.
-        let rough = a.rough as f32 / a.pairs.max(1) as f32;
-        if rough > params.max_roughness
-            && (rough > params.max_roughness_flat
-                || ring_roughness(level, w, h, a.x0, a.y0, a.x1, a.y1) > params.flat_ring)
+    }
+    // Components of one level are taken as they are; those mostly of one level (glyphs with
+    // speckle or other ink stuck to them, or failing a test only because of it) are taken
+    // apart: their pixels at their ink level are labelled again.
+    let mut split: Vec<Option<u8>> = vec![None; roots.len()];
+    for (k, &root) in roots.iter().enumerate() {
+        let a = acc[root].expect("a root");
+        let (ink, modal) = ink_of(&hist[k]);
+        // Dark ink is on something light (a label), not at the floor of speckle.
+        if pass.dark
+            && ring_median(level, w, h, a.x0, a.y0, a.x1, a.y1)
+                < ink.saturating_add(params.dark_contrast)
         {
             continue;
         }
-        out.push(Comp {
-            x0: a.x0,
-            y0: a.y0,
-            x1: a.x1,
-            y1: a.y1,
-            solid: fill >= 0.95,
-        });
+        let apart = !pass.again && modal < 1.0 && modal * a.area as f32 >= 8.0;
+        let glyph = glyph_shape(&a, level, w, h, params)
+            && (modal >= params.min_modal
+                || ring_roughness(level, w, h, a.x0, a.y0, a.x1, a.y1) <= params.flat_ring);
+        if glyph && !(apart && modal < PURE) {
+            out.push(Comp {
+                x0: a.x0,
+                y0: a.y0,
+                x1: a.x1,
+                y1: a.y1,
+                solid: a.area as f32 >= 0.95 * ((a.x1 - a.x0) * (a.y1 - a.y0)) as f32,
+            });
+        } else if apart {
+            split[k] = Some(ink);
+        }
     }
+    if split.iter().any(Option::is_some) {
+        let mut sub = vec![0u8; w * h];
+        for (i, &(y, x0, x1)) in runs.iter().enumerate() {
+            let k = slot[run_root[i] as usize];
+            let Some(ink) = split.get(k as usize).copied().flatten() else {
+                continue;
+            };
+            let at = y as usize * w;
+            for x in x0 as usize..x1 as usize {
+                sub[at + x] = u8::from(usize::from(level[at + x].abs_diff(ink)) <= INK_TOL);
+            }
+        }
+        let again = Pass {
+            again: true,
+            ..pass
+        };
+        components_at(&sub, level, w, h, params, out, again);
+    }
+}
+
+/// The mask without the thin parts (at most two pixels across) of its horizontal and vertical
+/// runs of `len` pixels or more: rules, borders of boxes and bars, which would otherwise join
+/// the glyphs they touch into one component no glyph test accepts. None when there are none.
+fn without_rules(mask: &[u8], w: usize, h: usize, len: usize) -> Option<Vec<u8>> {
+    let len = len.max(2);
+    let on = |x: usize, y: usize| mask[y * w + x] != 0;
+    // Long runs: horizontal (y, x0, x1) and vertical (x, y0, y1), ends exclusive. Columns are
+    // counted a row at a time and only those that reach `len` are walked.
+    let (mut across, mut down) = (Vec::new(), Vec::new());
+    let cap = len.min(usize::from(u16::MAX)) as u16;
+    let mut col = vec![0u16; w];
+    let mut long = vec![false; w];
+    for y in 0..h {
+        let row = &mask[y * w..(y + 1) * w];
+        let mut x = skip_zeros(row, 0);
+        while x < w {
+            let s = x;
+            while x < w && row[x] != 0 {
+                x += 1;
+            }
+            if x - s >= len {
+                across.push((y, s, x));
+            }
+            x = skip_zeros(row, x);
+        }
+        for ((c, l), &m) in col.iter_mut().zip(long.iter_mut()).zip(row) {
+            *c = if m != 0 { c.saturating_add(1) } else { 0 };
+            *l |= *c >= cap;
+        }
+    }
+    for x in (0..w).filter(|&x| long[x]) {
+        let mut y = 0;
+        while y < h {
+            if !on(x, y) {
+                y += 1;
+                continue;
+            }
+            let s = y;
+            while y < h && on(x, y) {
+                y += 1;
+            }
+            if y - s >= len {
+                down.push((x, s, y));
+            }
+        }
+    }
+    if across.is_empty() && down.is_empty() {
+        return None;
+    }
+    let mut out = mask.to_vec();
+    for (y, x0, x1) in across {
+        for x in x0..x1 {
+            // Thick where the pixel is in a vertical run of three or more.
+            let up = y >= 1 && on(x, y - 1);
+            let up2 = y >= 2 && on(x, y - 2);
+            let dn = y + 1 < h && on(x, y + 1);
+            let dn2 = y + 2 < h && on(x, y + 2);
+            if !((up && (up2 || dn)) || (dn && dn2)) {
+                out[y * w + x] = 0;
+            }
+        }
+    }
+    for (x, y0, y1) in down {
+        for y in y0..y1 {
+            let l = x >= 1 && on(x - 1, y);
+            let l2 = x >= 2 && on(x - 2, y);
+            let r = x + 1 < w && on(x + 1, y);
+            let r2 = x + 2 < w && on(x + 2, y);
+            if !((l && (l2 || r)) || (r && r2)) {
+                out[y * w + x] = 0;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The first index at or after `x` where `row` is not zero (`row.len()` when none), eight
+/// bytes at a time across zeros.
+fn skip_zeros(row: &[u8], mut x: usize) -> usize {
+    while let Some(chunk) = row.get(x..x + 8) {
+        if u64::from_ne_bytes(chunk.try_into().expect("eight bytes")) != 0 {
+            break;
+        }
+        x += 8;
+    }
+    while x < row.len() && row[x] == 0 {
+        x += 1;
+    }
+    x
+}
+
+/// Most frequent level of a histogram (give or take [`INK_TOL`]) and the share of the total
+/// within [`INK_TOL`] of it.
+fn ink_of(hist: &[u32; 256]) -> (u8, f32) {
+    let total: u32 = hist.iter().sum();
+    let mut best = (0u32, 0usize);
+    let mut window: u32 = hist[..=INK_TOL].iter().sum();
+    for v in 0..256usize {
+        if v > 0 {
+            if v + INK_TOL < 256 {
+                window += hist[v + INK_TOL];
+            }
+            if v > INK_TOL {
+                window -= hist[v - INK_TOL - 1];
+            }
+        }
+        if window > best.0 {
+            best = (window, v);
+        }
+    }
+    (best.1 as u8, best.0 as f32 / total.max(1) as f32)
+}
+
+/// Whether a component is shaped like a glyph (or several touching glyphs): the height,
+/// aspect, fill, stroke width and roughness tests of the module docs.
+fn glyph_shape(a: &Acc, level: &[u8], w: usize, h: usize, params: &Params) -> bool {
+    let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
+    if ch < u32::from(params.min_height) || ch > u32::from(params.max_height) {
+        return false;
+    }
+    if cw as f32 > params.max_aspect * ch as f32 {
+        return false;
+    }
+    // Glyphs of 10 px or less are too coarse for shape: only the roughness test applies.
+    let small = ch <= 10;
+    let fill = a.area as f32 / (cw * ch) as f32;
+    if fill < params.min_fill || (!small && fill > params.max_fill) {
+        return false;
+    }
+    let stroke = 2.0 * a.area as f32 / a.perim.max(1) as f32;
+    if !small && stroke > params.max_stroke * ch as f32 {
+        return false;
+    }
+    // Burned-in strokes are flat, clusters of speckle are not; anti-aliased text is rough
+    // too, but on a flat background (the ring around its box) nothing else is.
+    let rough = a.rough as f32 / a.pairs.max(1) as f32;
+    !(rough > params.max_roughness
+        && (rough > params.max_roughness_flat
+            || ring_roughness(level, w, h, a.x0, a.y0, a.x1, a.y1) > params.flat_ring))
+}
+
+/// Share of a glyph component at its ink level below which it is taken apart all the same
+/// (the box of the glyph alone, not of the glyph and the speckle stuck to it).
+const PURE: f32 = 0.9;
+
+/// Levels either side of a component's ink that count as that ink.
+const INK_TOL: usize = 2;
+
+/// Median level of the ring of pixels just outside the box (x1, y1 exclusive), clipped to the
+/// image (0 when the box is the whole image).
+fn ring_median(level: &[u8], w: usize, h: usize, x0: u32, y0: u32, x1: u32, y1: u32) -> u8 {
+    let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
+    let (l, r) = (x0.saturating_sub(1), (x1 + 1).min(w));
+    let mut hist = [0u32; 256];
+    for y in [y0.checked_sub(1), (y1 < h).then_some(y1)]
+        .into_iter()
+        .flatten()
+    {
+        for &v in &level[y * w + l..y * w + r] {
+            hist[usize::from(v)] += 1;
+        }
+    }
+    for x in [x0.checked_sub(1), (x1 < w).then_some(x1)]
+        .into_iter()
+        .flatten()
+    {
+        for y in y0..y1 {
+            hist[usize::from(level[y * w + x])] += 1;
+        }
+    }
+    let n: u32 = hist.iter().sum();
+    let mut acc = 0;
+    for (v, &c) in hist.iter().enumerate() {
+        acc += c;
+        if acc * 2 > n {
+            return v as u8;
+        }
+    }
+    0
 }
 
 /// Mean absolute level difference between neighbours along the ring of pixels just outside
