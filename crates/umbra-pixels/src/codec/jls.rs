@@ -1,5 +1,6 @@
 //! JPEG-LS decoding (1.2.840.10008.1.2.4.80 lossless, .81 near-lossless) through the `charls`
-//! crate: bindings to CharLS (C++), compiled only with the `charls` feature.
+//! crate: bindings to CharLS (C++), compiled only with the `charls` feature, and used only by
+//! `codec::decode_with_charls` to check the pure-Rust decoder (`jpegls.rs`) against it.
 //!
 //! Before CharLS sees a stream, its frame header (SOF55) and first scan header are read here
 //! and checked against the geometry, so it never allocates for a header the data set

@@ -14,9 +14,15 @@
 //!   code stream with a component transform (DICOM's YBR_ICT, YBR_RCT) decodes to RGB. Checked
 //!   in tests against GDCM 3.2.6 `gdcmconv --raw`, bit for bit, on lossless, lossy and colour
 //!   files.
-//! - JPEG-LS (lossless .80, near-lossless .81): read only, with `charls` (bindings to CharLS,
-//!   C++), under the feature `charls` (off by default: it compiles C++ with cmake). No
-//!   maintained pure-Rust JPEG-LS decoder was found on crates.io.
+//! - JPEG-LS (lossless .80, near-lossless .81): read only, with this crate's own decoder
+//!   (`jpegls.rs`, ITU-T T.87), in every build: 1 or 3 components (interleave none, line or
+//!   sample), 2 to 16 bits, NEAR > 0, preset parameters (LSE), restart intervals. Checked in
+//!   tests bit for bit against DCMTK `dcmdjpls` (corpus images encoded by `dcmcjpls` in every
+//!   interleave mode, lossless and near-lossless, default and preset thresholds), GDCM
+//!   `gdcmconv --raw` (pydicom's JPEG-LS files) and, with the feature `charls` (off by
+//!   default: it compiles CharLS, C++, with cmake), CharLS itself on random images. The
+//!   feature only adds [`decode_with_charls`] for those comparisons: [`decode`] always uses
+//!   the pure-Rust decoder.
 //!
 //! [`can_decode`] says which syntaxes this build reads.
 //!
@@ -33,6 +39,7 @@ mod j2k;
 #[cfg(feature = "charls")]
 mod jls;
 mod jpeg;
+mod jpegls;
 mod lossless;
 
 /// Appends decoded sample `idx` as `bps` little-endian bytes: byte `idx` of `decoded`, or (`wide`)
@@ -85,17 +92,17 @@ pub const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 pub const JPEG_LOSSLESS: &str = "1.2.840.10008.1.2.4.57";
 /// JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, Selection Value 1).
 pub const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
-/// JPEG-LS Lossless; decoded with the `charls` feature.
+/// JPEG-LS Lossless.
 pub const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
-/// JPEG-LS Lossy (Near-Lossless); decoded with the `charls` feature.
+/// JPEG-LS Lossy (Near-Lossless).
 pub const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
 /// JPEG 2000 Image Compression (Lossless Only); decoded with the `jpeg2000` feature.
 pub const JPEG_2000_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
 /// JPEG 2000 Image Compression (lossless or lossy); decoded with the `jpeg2000` feature.
 pub const JPEG_2000: &str = "1.2.840.10008.1.2.4.91";
 
-/// Whether [`decode`] takes pixel data in `transfer_syntax` in this build (some syntaxes
-/// depend on Cargo features: `jpeg2000`, on by default, and `charls`). A `true` is no promise
+/// Whether [`decode`] takes pixel data in `transfer_syntax` in this build (JPEG 2000 depends
+/// on the Cargo feature `jpeg2000`, on by default). A `true` is no promise
 /// for every image: 12-bit JPEG extended, hierarchical and arithmetic-coded JPEG are still
 /// refused as [`CodecError::Unsupported`] when met.
 pub fn can_decode(transfer_syntax: &str) -> bool {
@@ -111,10 +118,10 @@ pub fn can_decode(transfer_syntax: &str) -> bool {
             | JPEG_EXTENDED
             | JPEG_LOSSLESS
             | JPEG_LOSSLESS_SV1
+            | JPEG_LS_LOSSLESS
+            | JPEG_LS_NEAR_LOSSLESS
     );
-    always
-        || (cfg!(feature = "jpeg2000") && matches!(ts, JPEG_2000_LOSSLESS | JPEG_2000))
-        || (cfg!(feature = "charls") && matches!(ts, JPEG_LS_LOSSLESS | JPEG_LS_NEAR_LOSSLESS))
+    always || (cfg!(feature = "jpeg2000") && matches!(ts, JPEG_2000_LOSSLESS | JPEG_2000))
 }
 
 /// A way to store pixel data.
@@ -282,12 +289,11 @@ pub fn encode(img: &Image, codec: Codec) -> Result<Encoded, CodecError> {
 /// definition). Signed JPEG lossless images with fewer bits stored than allocated come back
 /// sign-extended. Native data may be longer than the geometry (padding): the excess is ignored.
 ///
-/// JPEG 2000 (feature `jpeg2000`) and JPEG-LS (feature `charls`) return the samples as
-/// stored, interleaved, in the geometry's photometric, except JPEG 2000 code streams with a
+/// JPEG 2000 (feature `jpeg2000`) and JPEG-LS return the samples as stored, interleaved, in the geometry's photometric, except JPEG 2000 code streams with a
 /// component transform, which come back as RGB (photometric `Rgb`); signed JPEG-LS images with
 /// fewer bits stored than allocated come back sign-extended.
 ///
-/// Unsupported syntaxes (JPEG-LS or JPEG 2000 without their feature, HTJ2K, MPEG, ...) give
+/// Unsupported syntaxes (JPEG 2000 without its feature, HTJ2K, MPEG, ...) give
 /// `Err(CodecError::Unsupported(ts))`; see [`can_decode`].
 /// Never panics; refuses an image whose decoded size exceeds 4096 times its encoded size plus
 /// 64 KiB per frame (no real encoding compresses that well), so garbage cannot make it allocate
@@ -297,6 +303,27 @@ pub fn decode(
     fragments: &[&[u8]],
     geometry: &Image,
 ) -> Result<Image, CodecError> {
+    decode_with(transfer_syntax, fragments, geometry, false)
+}
+
+/// [`decode`], with JPEG-LS decoded by CharLS instead of this crate's decoder: kept to check
+/// the two against each other (feature `charls`).
+#[cfg(feature = "charls")]
+#[doc(hidden)]
+pub fn decode_with_charls(
+    transfer_syntax: &str,
+    fragments: &[&[u8]],
+    geometry: &Image,
+) -> Result<Image, CodecError> {
+    decode_with(transfer_syntax, fragments, geometry, true)
+}
+
+fn decode_with(
+    transfer_syntax: &str,
+    fragments: &[&[u8]],
+    geometry: &Image,
+    #[cfg_attr(not(feature = "charls"), allow(unused_variables))] charls: bool,
+) -> Result<Image, CodecError> {
     let ts = transfer_syntax.trim_matches(|c: char| c == ' ' || c == '\0');
     enum Kind {
         Native,
@@ -304,7 +331,6 @@ pub fn decode(
         Jpeg,
         #[cfg(feature = "jpeg2000")]
         J2k,
-        #[cfg(feature = "charls")]
         JpegLs,
     }
     let kind = match ts {
@@ -316,7 +342,6 @@ pub fn decode(
         JPEG_BASELINE | JPEG_EXTENDED | JPEG_LOSSLESS | JPEG_LOSSLESS_SV1 => Kind::Jpeg,
         #[cfg(feature = "jpeg2000")]
         JPEG_2000_LOSSLESS | JPEG_2000 => Kind::J2k,
-        #[cfg(feature = "charls")]
         JPEG_LS_LOSSLESS | JPEG_LS_NEAR_LOSSLESS => Kind::JpegLs,
         other => return Err(CodecError::Unsupported(other.to_string())),
     };
@@ -376,7 +401,10 @@ pub fn decode(
             #[cfg(feature = "jpeg2000")]
             Kind::J2k => out.photometric = j2k::decode_frame(geometry, f, &mut out.data)?,
             #[cfg(feature = "charls")]
-            Kind::JpegLs => out.photometric = jls::decode_frame(geometry, f, &mut out.data)?,
+            Kind::JpegLs if charls => {
+                out.photometric = jls::decode_frame(geometry, f, &mut out.data)?
+            }
+            Kind::JpegLs => out.photometric = jpegls::decode_frame(ts, geometry, f, &mut out.data)?,
         }
     }
     Ok(out)
