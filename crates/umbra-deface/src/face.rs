@@ -9,22 +9,23 @@
 //! 4. Rays cast from the anterior side find the skin in every column; the front of the face is
 //!    a high percentile of the first hits over the central columns on the candidate side. Every
 //!    head voxel that is a candidate, lies within `half_width_mm` of the head's midline and in
-//!    front of the plane `depth_mm` behind that face front is removed. The cut ends on a common
-//!    coronal plane rather than at a fixed depth below each ray's skin, which would keep the
-//!    face's relief one layer down.
-//! 5. A generic plate replaces the removed face: on the candidate side, within the same half
-//!    width and from `plate_drop_mm` below the head's top upward, the voxels between the cut and
-//!    a plane `plate_mm` in front of it that leans forward by `plate_slope` per mm of height are
-//!    set to a tissue value (air voxels included). The new face surface is then that plane, the
-//!    same in the head's frame for every subject, and nothing left behind the cut (MR bone,
-//!    opened cavities) can be seen through it.
+//!    front of its column's back is removed; the back is the coronal plane `depth_mm` behind
+//!    that face front, or `skin_depth_mm` below the column's own skin where that is shallower.
+//! 5. A generic plate replaces the removed face: in the same region, from `plate_drop_mm` below
+//!    the head's top upward, every voxel (air included) behind a plane of fixed lean
+//!    (`plate_slope` anterior mm per superior mm) in the head's own frame (centroid and principal
+//!    axes, taken again with the plate in place) is set to a tissue value; the plane lies
+//!    `plate_mm` in front of the deepest back it covers. The new face surface is that plane, the
+//!    same in the head's frame for every subject: the cut's shape, which follows the face, stays
+//!    hidden behind it, and nothing left behind the cut (MR bone, opened cavities) shows through.
 //! 6. The brain dilated by `margin_mm` is subtracted: no brain voxel ever changes.
 //! 7. In CT, very dense voxels (> 3000 HU) within 10 mm of the skin are reported (jewellery).
 
 use crate::brain;
+use crate::eval::HeadFrame;
 use crate::head::{self, Assessment, Frame};
 use crate::morph;
-use crate::volume::{Mask, Volume};
+use crate::volume::{Mask, Volume, dot};
 use crate::{Error, Modality};
 
 /// Settings of [`deface`].
@@ -40,7 +41,10 @@ pub struct DefaceOptions {
     pub plane_angle_deg: f64,
     /// A brain mask to use instead of the estimate (same dimensions as the volume).
     pub brain_mask: Option<Mask>,
-    /// Thickness of the generic surface plate at its lower end, mm (0: no plate, removal only).
+    /// Removal depth below each column's own skin, mm, where that is shallower than `depth_mm`
+    /// behind the face's front.
+    pub skin_depth_mm: f64,
+    /// Thickness of the generic surface plate at its thinnest, mm (0: no plate, removal only).
     pub plate_mm: f64,
     /// Forward lean of the plate's front per mm of height, as a slope (anterior mm per superior
     /// mm).
@@ -57,6 +61,7 @@ impl Default for DefaceOptions {
             half_width_mm: 55.0,
             plane_angle_deg: 65.0,
             brain_mask: None,
+            skin_depth_mm: 30.0,
             plate_mm: 4.0,
             plate_slope: 0.27,
             plate_drop_mm: 225.0,
@@ -172,6 +177,8 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
     // First hits from the anterior side, per (lateral, superior) column.
     let dims = vol.dims();
     let na = dims[f.ant.axis];
+    let nl = dims[f.lat.axis];
+    let mut skin = vec![f64::NEG_INFINITY; nl * dims[f.sup.axis]];
     let mut hits = Vec::new();
     for k in 0..dims[f.sup.axis] {
         for l in 0..dims[f.lat.axis] {
@@ -187,6 +194,7 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
                 v[f.ant.axis] = a;
                 if body.get(vol.index(v)) {
                     let p = f.mm(v);
+                    skin[l + nl * k] = p[1];
                     if candidate(p) && (p[0] - mid).abs() <= 40.0 {
                         hits.push(p[1]);
                     }
@@ -216,33 +224,78 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
         .fold(f64::NEG_INFINITY, f64::max);
     let plate_bottom = top - opts.plate_drop_mm;
 
-    let mut changed = Mask::new(dims);
-    let mut plate = Mask::new(dims);
-    for idx in 0..vol.len() {
-        let p = f.mm(vol.coords(idx));
-        if p[1] < cut || (p[0] - mid).abs() > opts.half_width_mm || !candidate(p) {
-            continue;
-        }
-        if opts.plate_mm > 0.0 && p[2] >= plate_bottom {
-            let plate_front = cut + opts.plate_mm + opts.plate_slope * (p[2] - plate_bottom);
-            if p[1] <= plate_front {
-                plate.set(idx, true);
-                changed.set(idx, true);
-                continue;
-            }
-        }
-        if body.get(idx) {
-            changed.set(idx, true);
-        }
-    }
+    // The back of the removal per column: `depth_mm` behind the face's front, or
+    // `skin_depth_mm` below the column's own skin when that is shallower. The plate hides the
+    // shape of this surface, so it may follow the face.
+    let back =
+        |v: [usize; 3]| cut.max(skin[v[f.lat.axis] + nl * v[f.sup.axis]] - opts.skin_depth_mm);
     let protect = morph::dilate(
         &brain,
         vol.spacing(),
         opts.margin_mm
             .max(vol.spacing().iter().copied().fold(0.0, f64::max)),
     );
-    changed.subtract(&protect);
-    plate.subtract(&protect);
+    // The region changed: candidates within the half width, in front of each column's back.
+    let in_region = |v: [usize; 3]| {
+        let p = f.mm(v);
+        p[1] >= back(v) && (p[0] - mid).abs() <= opts.half_width_mm && candidate(p)
+    };
+    // The plate's front is a plane of fixed lean in the head's own frame (centroid and principal
+    // axes), placed `plate_mm` in front of the deepest point it must cover. The frame is taken
+    // again once with the plate in place, as the plate itself moves the principal axes.
+    let build = |frame: Option<&HeadFrame>| {
+        let mut changed = Mask::new(dims);
+        let mut plate = Mask::new(dims);
+        let height = |x: [f64; 3], fr: &HeadFrame| {
+            let d = [
+                x[0] - fr.centre[0],
+                x[1] - fr.centre[1],
+                x[2] - fr.centre[2],
+            ];
+            -dot(d, fr.axes[1]) - opts.plate_slope * dot(d, fr.axes[2])
+        };
+        let mut offset = f64::NEG_INFINITY;
+        if let Some(fr) = frame {
+            let step = f.spacing[f.ant.axis];
+            for idx in 0..vol.len() {
+                let v = vol.coords(idx);
+                let p = f.mm(v);
+                if p[2] >= plate_bottom && p[1] < back(v) + step && in_region(v) {
+                    offset = offset.max(height(vol.world_of(v), fr));
+                }
+            }
+        }
+        let offset = offset + opts.plate_mm;
+        for idx in 0..vol.len() {
+            let v = vol.coords(idx);
+            if !in_region(v) || protect.get(idx) {
+                continue;
+            }
+            let on_plate = frame.is_some_and(|fr| {
+                f.mm(v)[2] >= plate_bottom && height(vol.world_of(v), fr) <= offset
+            });
+            if on_plate {
+                plate.set(idx, true);
+                changed.set(idx, true);
+            } else if body.get(idx) {
+                changed.set(idx, true);
+            }
+        }
+        (changed, plate)
+    };
+    let (mut changed, mut plate) = (Mask::new(dims), Mask::new(dims));
+    if opts.plate_mm > 0.0 {
+        let mut frame = HeadFrame::of(vol, &body);
+        for _ in 0..2 {
+            (changed, plate) = build(frame.as_ref());
+            let mut after = body.clone();
+            after.subtract(&changed);
+            after.union_with(&plate);
+            frame = HeadFrame::of(vol, &after);
+        }
+    } else {
+        (changed, plate) = build(None);
+    }
 
     let fill = match modality {
         Modality::Ct => -1000.0,
