@@ -71,8 +71,8 @@ fn every_decodable_image_round_trips_with_only_the_box_changed() {
         }
         let ts = input.transfer_syntax.to_string();
         let Ok((before, _)) = decode(&input.object, input.raw_pixel_data.as_ref(), &ts) else {
-            continue; // 12-bit JPEG, palette, float data (JPEG-LS without the charls feature,
-            // JPEG 2000 without jpeg2000): held back, tested elsewhere
+            continue; // palette, float data (JPEG 2000 without jpeg2000): held back, tested
+            // elsewhere
         };
         let meta = dicom_object::meta::FileMetaTableBuilder::new()
             .transfer_syntax(ts.as_str())
@@ -183,11 +183,12 @@ fn every_decodable_image_round_trips_with_only_the_box_changed() {
         assert!(syntaxes.contains(ts), "{ts} not exercised: {syntaxes:?}");
     }
     // JPEG 2000 lossless and lossy (feature `jpeg2000` of umbra-pixels, on by default), JPEG-LS
-    // lossless (feature `charls`)
+    // lossless, 12-bit JPEG extended
     for ts in [
         "1.2.840.10008.1.2.4.90",
         "1.2.840.10008.1.2.4.91",
         "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.51",
     ] {
         if umbra_pixels::codec::can_decode(ts) {
             assert!(syntaxes.contains(ts), "{ts} not exercised: {syntaxes:?}");
@@ -203,18 +204,20 @@ fn every_decodable_image_round_trips_with_only_the_box_changed() {
 #[test]
 fn syntaxes_this_build_cannot_decode_are_refused_with_a_reason() {
     use umbra_pixels::codec::can_decode;
-    // 12-bit JPEG extended has no pure-Rust decoder; palette colour is not cleaned yet
-    for (file, what) in [
-        ("pydicom/JPGExtended.dcm", "JPEG Extended"),
-        ("pydicom-data/OT-PAL-8-face.dcm", "PALETTE COLOR"),
-    ] {
+    // palette colour is not cleaned yet
+    for (file, what) in [("pydicom-data/OT-PAL-8-face.dcm", "PALETTE COLOR")] {
         let input = umbra_files::read_input(&corpus().join(file)).unwrap();
         let ts = input.transfer_syntax.to_string();
         let e = decode(&input.object, input.raw_pixel_data.as_ref(), &ts).unwrap_err();
         assert!(e.contains(what), "{file}: {e}");
     }
-    // JPEG 2000 and JPEG-LS decode when umbra-pixels has the feature (jpeg2000, on by
-    // default; charls, off), and are refused with the syntax's name otherwise
+    // 12-bit JPEG extended decodes (pure Rust, every build)
+    let input = umbra_files::read_input(&corpus().join("pydicom/JPGExtended.dcm")).unwrap();
+    let ts = input.transfer_syntax.to_string();
+    let (img, _) = decode(&input.object, input.raw_pixel_data.as_ref(), &ts).unwrap();
+    assert_eq!(img.data.len(), 1024 * 256 * 2);
+    // JPEG 2000 decodes when umbra-pixels has the feature (jpeg2000, on by default) and is
+    // refused with the syntax's name otherwise; JPEG-LS decodes in every build
     for (file, what) in [
         ("pydicom/MR_small_jp2klossless.dcm", "JPEG 2000"),
         ("pydicom/MR_small_jpeg_ls_lossless.dcm", "JPEG-LS"),

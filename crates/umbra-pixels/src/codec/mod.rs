@@ -6,8 +6,11 @@
 //! - JPEG Lossless, process 14, selection value 1 (ITU T.81 Annex H): written here, read with
 //!   the `jpeg-decoder` crate (an independent implementation).
 //! - JPEG Baseline (process 1): written with `jpeg-encoder`, read with `jpeg-decoder`.
-//! - JPEG Extended (process 2 & 4): read with `jpeg-decoder`, 8-bit only (it has no 12-bit
-//!   DCT; 12-bit streams give [`CodecError::Unsupported`]).
+//! - JPEG Extended (process 2 & 4): 8-bit read with `jpeg-decoder`; 12-bit (sequential DCT,
+//!   Huffman, SOF1, or SOF0 at precision 12) with this crate's own decoder (`jpeg12.rs`): 1 or
+//!   3 components, any sampling factors, restart intervals; a floating-point IDCT, so samples
+//!   may differ by one from libjpeg's integer IDCT (checked in tests against DCMTK `dcmdjpeg`
+//!   and GDCM `gdcmconv --raw`).
 //! - JPEG 2000 (lossless .90, lossy .91): read only, with `jpeg2k` over `openjp2`, a Rust port
 //!   of OpenJPEG (no C compiler step), under the feature `jpeg2000` (on by default). A raw
 //!   code stream per frame (a JP2 file is taken too); components must not be subsampled; a
@@ -39,6 +42,7 @@ mod j2k;
 #[cfg(feature = "charls")]
 mod jls;
 mod jpeg;
+mod jpeg12;
 mod jpegls;
 mod lossless;
 
@@ -86,7 +90,7 @@ pub const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1.99";
 pub const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 /// JPEG Baseline (Process 1).
 pub const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
-/// JPEG Extended (Process 2 & 4); only its 8-bit form decodes here.
+/// JPEG Extended (Process 2 & 4), 8 or 12 bits.
 pub const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 /// JPEG Lossless, Non-Hierarchical (Process 14), any predictor.
 pub const JPEG_LOSSLESS: &str = "1.2.840.10008.1.2.4.57";
@@ -103,7 +107,7 @@ pub const JPEG_2000: &str = "1.2.840.10008.1.2.4.91";
 
 /// Whether [`decode`] takes pixel data in `transfer_syntax` in this build (JPEG 2000 depends
 /// on the Cargo feature `jpeg2000`, on by default). A `true` is no promise
-/// for every image: 12-bit JPEG extended, hierarchical and arithmetic-coded JPEG are still
+/// for every image: hierarchical, progressive 12-bit and arithmetic-coded JPEG are still
 /// refused as [`CodecError::Unsupported`] when met.
 pub fn can_decode(transfer_syntax: &str) -> bool {
     let ts = transfer_syntax.trim_matches(|c: char| c == ' ' || c == '\0');
@@ -397,7 +401,16 @@ fn decode_with(
         match kind {
             Kind::Native => return Err(CodecError::Invalid("native data in frames".into())),
             Kind::Rle => rle::decode_frame(geometry, f, &mut out.data)?,
-            Kind::Jpeg => out.photometric = jpeg::decode_frame(ts, geometry, f, &mut out.data)?,
+            Kind::Jpeg => {
+                // 12-bit sequential DCT here, everything else through jpeg-decoder
+                let twelve =
+                    jpeg::frame_header(f).is_ok_and(|h| h.process <= 1 && h.precision == 12);
+                out.photometric = if twelve {
+                    jpeg12::decode_frame(geometry, f, &mut out.data)?
+                } else {
+                    jpeg::decode_frame(ts, geometry, f, &mut out.data)?
+                }
+            }
             #[cfg(feature = "jpeg2000")]
             Kind::J2k => out.photometric = j2k::decode_frame(geometry, f, &mut out.data)?,
             #[cfg(feature = "charls")]
