@@ -965,6 +965,43 @@ mod jpeg_ls_against_charls {
     }
 
     #[test]
+    #[ignore = "a timing, not a check: cargo test --release --features charls -- --ignored"]
+    fn jpeg_ls_speed_against_charls() {
+        // the 16 MB DX of the corpus, encoded by dcmcjpls, decoded 5 times by each decoder
+        let dir = scratch("jls-speed");
+        let input = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/corpus/public/deid-data/animals_cat_DX.dcm");
+        let enc = dir.join("dx.dcm");
+        if !run_tool("dcmcjpls", &[input.as_os_str(), enc.as_os_str()]) {
+            return;
+        }
+        let common::PixelValue::Fragments(fragments) =
+            common::pixel_data(&std::fs::read(&enc).unwrap())
+        else {
+            panic!("not encapsulated");
+        };
+        let g = geometry_of(&enc);
+        let refs: Vec<&[u8]> = fragments.iter().map(Vec::as_slice).collect();
+        let ts = "1.2.840.10008.1.2.4.80";
+        let time = |f: &dyn Fn() -> Image| {
+            let t = std::time::Instant::now();
+            let mut out = f();
+            for _ in 0..4 {
+                out = f();
+            }
+            (t.elapsed() / 5, out)
+        };
+        let (ours, a) = time(&|| decode(ts, &refs, &g).unwrap());
+        let (theirs, b) = time(&|| decode_with_charls(ts, &refs, &g).unwrap());
+        assert!(a.data == b.data);
+        eprintln!(
+            "{}x{} {} bits: pure Rust {ours:?}, CharLS {theirs:?}",
+            g.columns, g.rows, g.bits_stored
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn restart_intervals_decode() {
         // A stream with a restart interval of `r` lines is the strips of `r` lines each coded
         // afresh (statistics and the line above reset at every RSTm): strips encoded by
