@@ -2,6 +2,7 @@
 
 use crate::charset::TextView;
 use crate::dates::{shift_da, shift_dt};
+use crate::face::{FacePolicy, FaceRisk};
 use crate::key::{PatientKey, Pseudonymizer};
 use crate::scrub::{Harvest, Scrubber};
 use crate::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
@@ -34,6 +35,8 @@ pub struct Config {
     pub options: OptionSet,
     /// Modalities held back when Burned In Annotation is absent (see [`DEFAULT_AT_RISK_MODALITIES`]).
     pub at_risk_modalities: Vec<String>,
+    /// Which head images can show a face, and whether they are held back.
+    pub face: FacePolicy,
 }
 
 impl Config {
@@ -45,6 +48,7 @@ impl Config {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            face: FacePolicy::default(),
         }
     }
 
@@ -100,6 +104,21 @@ impl HoldBack {
     }
 }
 
+/// What the caller found out about a face in an object's series (the engine sees one object;
+/// a face is a property of the series).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// Nothing: the engine's face policy decides from the header alone.
+    Unchecked,
+    /// The face was removed from the series' pixels (under
+    /// `clean-recognizable-visual-features`): the object is marked Recognizable Visual
+    /// Features NO with code 113102.
+    Removed,
+    /// The series cannot show a face (e.g. it covers too little of the head): released
+    /// without markers.
+    CannotShow,
+}
+
 /// A de-identified object and the pseudonymous identifiers that name it.
 #[derive(Debug)]
 pub struct Deidentified {
@@ -117,6 +136,9 @@ pub struct Deidentified {
     /// them (the object already says Burned In Annotation NO and lists code 113101) or hold the
     /// object back. Never write such an object with its pixels as they are.
     pub clean_pixels: bool,
+    /// A note for the report (e.g. a head image released because a face cannot be rendered
+    /// from it), naming no identifier.
+    pub note: Option<String>,
 }
 
 /// The de-identification engine: a configuration and a keyed pseudonymizer.
@@ -160,8 +182,14 @@ impl Deidentifier {
     /// The fail-closed checks alone (what [`Self::deidentify`] refuses before transforming):
     /// lets a caller skip its own work on objects that will not be released.
     pub fn admit(&self, obj: &InMemDicomObject) -> Result<(), HoldBack> {
+        self.admit_with(obj, Face::Unchecked)
+    }
+
+    /// [`Self::admit`] for an object whose face the caller has removed (see
+    /// [`Self::deidentify_with`]).
+    pub fn admit_with(&self, obj: &InMemDicomObject, face: Face) -> Result<(), HoldBack> {
         let sop_class = string_of(obj, tags::SOP_CLASS_UID).unwrap_or_default();
-        self.gate(obj, &sop_class).map(|_| ())
+        self.gate(obj, &sop_class, face).map(|_| ())
     }
 
     /// De-identifies one data set. `transfer_syntax` is the one it was read in and is written in.
@@ -170,9 +198,28 @@ impl Deidentifier {
         obj: InMemDicomObject,
         transfer_syntax: &str,
     ) -> Result<Deidentified, HoldBack> {
+        self.deidentify_with(obj, transfer_syntax, Face::Unchecked)
+    }
+
+    /// [`Self::deidentify`], told what the caller found out about a face in this object's
+    /// series (see [`Face`]).
+    pub fn deidentify_with(
+        &self,
+        obj: InMemDicomObject,
+        transfer_syntax: &str,
+        face: Face,
+    ) -> Result<Deidentified, HoldBack> {
         let opts = self.config.options;
         let sop_class = string_of(&obj, tags::SOP_CLASS_UID).unwrap_or_default();
-        let clean_pixels = self.gate(&obj, &sop_class)?;
+        let clean_pixels = self.gate(&obj, &sop_class, face)?;
+        let note = match (face, self.config.face.risk(&obj)) {
+            (Face::Unchecked, FaceRisk::Coarse(why)) => Some(why),
+            (Face::Unchecked, FaceRisk::Renderable(why)) => Some(format!(
+                "{why}: released with its face (the face policy does not hold it back)"
+            )),
+            _ => None,
+        };
+        let face_removed = face == Face::Removed;
 
         let charsets = strings_of(&obj, tags::SPECIFIC_CHARACTER_SET);
         let view = TextView::for_charsets(&charsets).map_err(|e| {
@@ -199,7 +246,7 @@ impl Deidentifier {
             iod: umbra_profile::iod_types(&sop_class),
         };
         let mut out = walker.dataset(obj, 0, Mode::Plain)?;
-        self.add_markers(&mut out, clean_pixels);
+        self.add_markers(&mut out, clean_pixels, face_removed);
 
         // These name the output file and fill the meta group: they must be UIDs, nothing else
         // (under retain-uids they are the input's own, and an input can hold anything).
@@ -231,14 +278,19 @@ impl Deidentifier {
             series_uid,
             sop_instance_uid,
             clean_pixels,
+            note,
         })
     }
 
     /// Fail-closed checks before any work: what must not be released at all yet. `Ok(true)`:
     /// releasable only once its pixels are cleaned (burned-in text is, or may be, there and
     /// `clean-pixel-data` is on).
-    fn gate(&self, obj: &InMemDicomObject, sop_class: &str) -> Result<bool, HoldBack> {
+    fn gate(&self, obj: &InMemDicomObject, sop_class: &str, face: Face) -> Result<bool, HoldBack> {
         let cleaning = self.config.options.contains(ProfileOption::CleanPixelData);
+        let defacing = self
+            .config
+            .options
+            .contains(ProfileOption::CleanRecognizableVisualFeatures);
         if sop_class == DICOMDIR_CLASS || obj.get(tags::DIRECTORY_RECORD_SEQUENCE).is_some() {
             return Err(HoldBack {
                 kind: HoldKind::Skipped,
@@ -260,10 +312,26 @@ impl Deidentifier {
             ));
         }
         let flag = |tag| string_of(obj, tag).map(|s| s.trim().to_ascii_uppercase());
-        if flag(tags::RECOGNIZABLE_VISUAL_FEATURES).as_deref() == Some("YES") {
-            return Err(HoldBack::held(
-                "Recognizable Visual Features is YES: clean-recognizable-visual-features is not available yet",
-            ));
+        if face != Face::Removed {
+            if flag(tags::RECOGNIZABLE_VISUAL_FEATURES).as_deref() == Some("YES") {
+                return Err(HoldBack::held(if defacing {
+                    "Recognizable Visual Features is YES and the face was not removed"
+                } else {
+                    "Recognizable Visual Features is YES: give --option clean-recognizable-visual-features"
+                }));
+            }
+            if let FaceRisk::Renderable(why) = self.config.face.risk(obj) {
+                if self.config.face.hold_back && face == Face::Unchecked {
+                    return Err(HoldBack::held(if defacing {
+                        format!("{why}: a face can be rendered and was not removed from its series")
+                    } else {
+                        format!(
+                            "{why}: a face can be rendered from its series; give --option \
+                             clean-recognizable-visual-features"
+                        )
+                    }));
+                }
+            }
         }
         let has_pixels = [
             tags::PIXEL_DATA,
@@ -311,13 +379,23 @@ impl Deidentifier {
     }
 
     /// Identity Removed, the method and its codes; under `clean-pixel-data`, code 113101 and
-    /// Burned In Annotation NO only on objects whose pixels are to be cleaned.
-    fn add_markers(&self, obj: &mut InMemDicomObject, clean_pixels: bool) {
-        let opts = if clean_pixels {
-            self.config.options
+    /// Burned In Annotation NO only on objects whose pixels are to be cleaned; code 113102 and
+    /// Recognizable Visual Features NO only on objects whose face was removed.
+    fn add_markers(&self, obj: &mut InMemDicomObject, clean_pixels: bool, face_removed: bool) {
+        let mut opts = self.config.options;
+        if !clean_pixels {
+            opts = opts.without(ProfileOption::CleanPixelData);
+        }
+        if face_removed {
+            opts = opts.with(ProfileOption::CleanRecognizableVisualFeatures);
+            obj.put(DataElement::new(
+                tags::RECOGNIZABLE_VISUAL_FEATURES,
+                VR::CS,
+                PrimitiveValue::from("NO"),
+            ));
         } else {
-            self.config.options.without(ProfileOption::CleanPixelData)
-        };
+            opts = opts.without(ProfileOption::CleanRecognizableVisualFeatures);
+        }
         if clean_pixels {
             obj.put(DataElement::new(
                 tags::BURNED_IN_ANNOTATION,

@@ -13,13 +13,15 @@
 pub mod charset;
 pub mod dates;
 mod deid;
+pub mod face;
 pub mod key;
 pub mod scrub;
 
 pub use deid::{
-    Config, DEFAULT_AT_RISK_MODALITIES, Deidentified, Deidentifier, HoldBack, HoldKind,
+    Config, DEFAULT_AT_RISK_MODALITIES, Deidentified, Deidentifier, Face, HoldBack, HoldKind,
     is_valid_uid,
 };
+pub use face::{FacePolicy, FaceRisk};
 pub use key::{Key, KeyError, PatientKey, Pseudonymizer};
 pub use umbra_profile::{NOT_YET_SUPPORTED, OptionSet, ProfileOption};
 

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod face;
 mod gate;
 pub mod guard;
 mod keyfile;
@@ -21,5 +22,5 @@ pub use read::{
 };
 pub use run::{
     Outcome, Produced, Record, Refused, RunOptions, Summary, UsageError, collect_inputs,
-    deidentify_file, list_files, run,
+    deidentify_file, deidentify_file_with, list_files, run,
 };

@@ -253,14 +253,34 @@ pub fn clean(
         }
     }
 
-    // Back into the object.
+    let new_ts = put_pixels(obj, &img, &geometry, ts)?;
+    Ok(Cleaned {
+        boxes,
+        rules: rule_names,
+        transfer_syntax: new_ts,
+    })
+}
+
+/// Puts `img` (native pixels, as [`decode`] gives them, changed by the caller) back into
+/// `obj` as its pixel data, encoded for `ts`, the syntax the object was read in: native stays
+/// native; RLE and JPEG lossless are encoded again in their own syntax; JPEG 2000 and JPEG-LS
+/// lossless become JPEG lossless SV1 (monochrome) or RLE (colour); lossy input becomes Explicit
+/// VR Little Endian (never compressed lossily a second time; Lossy Image Compression 01).
+/// Photometric Interpretation and Planar Configuration follow the decoded pixels; the meta
+/// group's transfer syntax is updated. Returns the transfer syntax the object is in now.
+pub fn put_pixels(
+    obj: &mut FileDicomObject<InMemDicomObject>,
+    img: &Image,
+    geometry: &Image,
+    ts: &str,
+) -> Result<String, String> {
     let (new_ts, element) = match ts {
         EXPLICIT_LE | IMPLICIT_LE | DEFLATED | EXPLICIT_BE => {
-            (ts.to_owned(), native_element(&img, ts))
+            (ts.to_owned(), native_element(img, ts))
         }
-        codec::RLE_LOSSLESS => (ts.to_owned(), encapsulated(&img, Codec::RleLossless)?),
+        codec::RLE_LOSSLESS => (ts.to_owned(), encapsulated(img, Codec::RleLossless)?),
         codec::JPEG_LOSSLESS | codec::JPEG_LOSSLESS_SV1 => {
-            (ts.to_owned(), encapsulated(&img, Codec::JpegLossless)?)
+            (ts.to_owned(), encapsulated(img, Codec::JpegLossless)?)
         }
         codec::JPEG_2000_LOSSLESS | codec::JPEG_LS_LOSSLESS => {
             // lossless input with no encoder here: JPEG lossless SV1 (monochrome) or RLE
@@ -272,7 +292,7 @@ pub fn clean(
             };
             (
                 codec.transfer_syntax().to_owned(),
-                encapsulated(&img, codec)?,
+                encapsulated(img, codec)?,
             )
         }
         codec::JPEG_BASELINE
@@ -296,7 +316,7 @@ pub fn clean(
                     PrimitiveValue::from("01"),
                 ));
             }
-            (EXPLICIT_LE.to_owned(), native_element(&img, EXPLICIT_LE))
+            (EXPLICIT_LE.to_owned(), native_element(img, EXPLICIT_LE))
         }
         other => {
             return Err(format!(
@@ -331,11 +351,7 @@ pub fn clean(
         obj.meta_mut().transfer_syntax = new_ts.clone();
         obj.meta_mut().update_information_group_length();
     }
-    Ok(Cleaned {
-        boxes,
-        rules: rule_names,
-        transfer_syntax: new_ts,
-    })
+    Ok(new_ts)
 }
 
 /// Decodes the pixel data of `obj` (read in `ts`; the element in the object or carried `raw`)

@@ -1,5 +1,6 @@
 //! One de-identification run over files: inputs in, outputs written atomically, one record per input.
 
+use crate::face::FileFace;
 use crate::gate::Gate;
 use crate::read::{Input, RawPixelData, ReadError, read_input};
 use dicom_core::DataElement;
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use umbra_core::{Deidentifier, HoldBack, HoldKind};
+use umbra_core::{Deidentifier, Face, HoldBack, HoldKind};
 
 /// What happened to one input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,6 +48,13 @@ pub struct Record {
     /// ... and the pixel rules that matched it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pixel_rules: Vec<String>,
+    /// Under `clean-recognizable-visual-features`: the face was removed from its series.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub face_removed: bool,
+    /// A note on a written object (e.g. a head image released because no face can be
+    /// rendered from its series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Settings of a run that concern files.
@@ -204,6 +212,8 @@ pub fn run(
         displaced: Mutex::new(Vec::new()),
     };
     let gate = opts.verify.then(|| Gate::for_config(engine.config()));
+    // faces are a property of series: decided over the whole input first
+    let faces = crate::face::plan(files, engine);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build();
@@ -219,6 +229,7 @@ pub fn run(
                     engine,
                     gate.as_ref(),
                     opts.pixels.as_deref(),
+                    faces.get(f),
                     &opts.out,
                     &claims,
                 );
@@ -252,6 +263,8 @@ fn record(
         output,
         pixel_boxes: None,
         pixel_rules: Vec::new(),
+        face_removed: false,
+        note: None,
     }
 }
 
@@ -263,10 +276,11 @@ fn process_one(
     engine: &Deidentifier,
     gate: Option<&Gate>,
     cleaner: Option<&crate::pixels::Cleaner>,
+    face: Option<&FileFace>,
     out: &Path,
     claims: &Claims,
 ) -> Record {
-    let done = match deidentify_file(input, engine, gate, cleaner) {
+    let done = match deidentify_file_with(input, engine, gate, cleaner, face) {
         Ok(d) => d,
         Err(refused) => return record(input, refused.outcome, Some(refused.reason), None),
     };
@@ -279,6 +293,7 @@ fn process_one(
         Err(Step::Io(e)) => return failed(format!("cannot write output: {e}")),
     };
     let (pixel_boxes, pixel_rules) = (done.pixel_boxes, done.pixel_rules.clone());
+    let (face_removed, note) = (done.face_removed, done.note.clone());
     drop(done);
     // Check once: what is about to be placed must read back (its header at least: the pixel
     // data is the input's own bytes). Never place a file nobody can open.
@@ -290,6 +305,8 @@ fn process_one(
             let mut r = record(input, Outcome::Written, None, Some(rel));
             r.pixel_boxes = pixel_boxes;
             r.pixel_rules = pixel_rules;
+            r.face_removed = face_removed;
+            r.note = note;
             r
         }
         Ok(Some(reason)) => record(input, Outcome::HeldBack, Some(reason), None),
@@ -318,6 +335,10 @@ pub struct Produced {
     pub pixel_boxes: Option<usize>,
     /// ... and the pixel rules that matched.
     pub pixel_rules: Vec<String>,
+    /// The face was removed from its series.
+    pub face_removed: bool,
+    /// A note for the report.
+    pub note: Option<String>,
 }
 
 impl Produced {
@@ -338,7 +359,24 @@ pub fn deidentify_file(
     gate: Option<&Gate>,
     cleaner: Option<&crate::pixels::Cleaner>,
 ) -> Result<Produced, Refused> {
+    deidentify_file_with(input, engine, gate, cleaner, None)
+}
+
+/// [`deidentify_file`] with the face step's decision for this file (see [`crate::face`]).
+pub fn deidentify_file_with(
+    input: &Path,
+    engine: &Deidentifier,
+    gate: Option<&Gate>,
+    cleaner: Option<&crate::pixels::Cleaner>,
+    face: Option<&FileFace>,
+) -> Result<Produced, Refused> {
     let refuse = |outcome, reason: String| Refused { outcome, reason };
+    let (face_state, mut note) = match face {
+        Some(FileFace::HeldBack(why)) => return Err(refuse(Outcome::HeldBack, why.clone())),
+        Some(FileFace::NotRenderable(why)) => (Face::CannotShow, Some(why.clone())),
+        Some(FileFace::Removed(_)) => (Face::Removed, None),
+        None => (Face::Unchecked, None),
+    };
     let read = match read_input(input) {
         Ok(x) => x,
         Err(ReadError::NotDicom) => {
@@ -363,7 +401,7 @@ pub fn deidentify_file(
     // The release gate needs the original's identifiers, collected before the engine consumes
     // the object; not for objects the engine refuses anyway.
     let original = match gate {
-        Some(g) => match engine.admit(&object) {
+        Some(g) => match engine.admit_with(&object, face_state) {
             Ok(()) => Some(g.harvest(&object)),
             Err(h) => return Err(refused(h)),
         },
@@ -373,7 +411,28 @@ pub fn deidentify_file(
         Some(c) if c.ocr.is_some() => crate::pixels::identifiers_for_ocr(&object),
         _ => Vec::new(),
     };
-    let mut done = engine.deidentify(object, ts).map_err(refused)?;
+    let mut done = engine
+        .deidentify_with(object, ts, face_state)
+        .map_err(refused)?;
+    note = note.or(done.note.take());
+    // The face removed from the series: these slice's new pixels replace the old.
+    let mut defaced_ts = None;
+    if let Some(FileFace::Removed(pixels)) = face {
+        let (img, geometry) = pixels.as_ref();
+        match crate::pixels::put_pixels(&mut done.object, img, geometry, ts) {
+            Ok(new_ts) => {
+                raw_pixel_data = None;
+                defaced_ts = Some(new_ts);
+            }
+            Err(e) => {
+                return Err(refuse(
+                    Outcome::HeldBack,
+                    format!("the defaced pixels cannot be written: {e}"),
+                ));
+            }
+        }
+    }
+    let ts = defaced_ts.as_deref().unwrap_or(ts);
     // Pixels that may show burned-in text: cleaned here, or the object is held back.
     let mut cleaned = None;
     if done.clean_pixels {
@@ -444,6 +503,8 @@ pub fn deidentify_file(
         rel,
         pixel_boxes,
         pixel_rules,
+        face_removed: face_state == Face::Removed,
+        note,
     })
 }
 

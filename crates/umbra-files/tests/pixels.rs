@@ -205,12 +205,11 @@ fn every_decodable_image_round_trips_with_only_the_box_changed() {
 fn syntaxes_this_build_cannot_decode_are_refused_with_a_reason() {
     use umbra_pixels::codec::can_decode;
     // palette colour is not cleaned yet
-    for (file, what) in [("pydicom-data/OT-PAL-8-face.dcm", "PALETTE COLOR")] {
-        let input = umbra_files::read_input(&corpus().join(file)).unwrap();
-        let ts = input.transfer_syntax.to_string();
-        let e = decode(&input.object, input.raw_pixel_data.as_ref(), &ts).unwrap_err();
-        assert!(e.contains(what), "{file}: {e}");
-    }
+    let file = "pydicom-data/OT-PAL-8-face.dcm";
+    let input = umbra_files::read_input(&corpus().join(file)).unwrap();
+    let ts = input.transfer_syntax.to_string();
+    let e = decode(&input.object, input.raw_pixel_data.as_ref(), &ts).unwrap_err();
+    assert!(e.contains("PALETTE COLOR"), "{file}: {e}");
     // 12-bit JPEG extended decodes (pure Rust, every build)
     let input = umbra_files::read_input(&corpus().join("pydicom/JPGExtended.dcm")).unwrap();
     let ts = input.transfer_syntax.to_string();

@@ -416,8 +416,17 @@ impl Config {
 
     /// The destination's PS3.15 options.
     pub fn options_of(&self, d: &Destination) -> Result<OptionSet, ConfigError> {
-        OptionSet::from_names(&d.options)
-            .map_err(|e| ConfigError(format!("destination {:?}: {e}", d.name)))
+        let set = OptionSet::from_names(&d.options)
+            .map_err(|e| ConfigError(format!("destination {:?}: {e}", d.name)))?;
+        if set.contains(umbra_core::ProfileOption::CleanRecognizableVisualFeatures) {
+            return Err(ConfigError(format!(
+                "destination {:?}: clean-recognizable-visual-features works on whole series and \
+                 the gateway sees one object at a time; head series a face can be rendered from \
+                 are quarantined by the face policy (deface them with umbra deid)",
+                d.name
+            )));
+        }
+        Ok(set)
     }
 
     fn target_fields(&self, d: &Destination) -> Result<Target, ConfigError> {

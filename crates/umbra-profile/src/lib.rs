@@ -190,11 +190,14 @@ pub enum ProfileOption {
     /// Clean Pixel Data Option: burned-in text is removed from the pixels (not a column of
     /// Table E.1-1; it changes what is done to pixel data, not to attributes).
     CleanPixelData,
+    /// Clean Recognizable Visual Features Option: faces are removed from head CT and MR (not a
+    /// column of Table E.1-1 either).
+    CleanRecognizableVisualFeatures,
 }
 
 impl ProfileOption {
     /// Every option this crate implements.
-    pub const ALL: [ProfileOption; 11] = [
+    pub const ALL: [ProfileOption; 12] = [
         ProfileOption::RetainSafePrivate,
         ProfileOption::RetainUids,
         ProfileOption::RetainDeviceIdentity,
@@ -206,6 +209,7 @@ impl ProfileOption {
         ProfileOption::CleanStructuredContent,
         ProfileOption::CleanGraphics,
         ProfileOption::CleanPixelData,
+        ProfileOption::CleanRecognizableVisualFeatures,
     ];
 
     /// The option's command-line name: the standard's name in kebab-case.
@@ -222,6 +226,7 @@ impl ProfileOption {
             ProfileOption::CleanStructuredContent => "clean-structured-content",
             ProfileOption::CleanGraphics => "clean-graphics",
             ProfileOption::CleanPixelData => "clean-pixel-data",
+            ProfileOption::CleanRecognizableVisualFeatures => "clean-recognizable-visual-features",
         }
     }
 
@@ -234,6 +239,9 @@ impl ProfileOption {
     pub fn cid7050(self) -> (&'static str, &'static str) {
         match self {
             ProfileOption::CleanPixelData => ("113101", "Clean Pixel Data Option"),
+            ProfileOption::CleanRecognizableVisualFeatures => {
+                ("113102", "Clean Recognizable Visual Features Option")
+            }
             ProfileOption::CleanGraphics => ("113103", "Clean Graphics Option"),
             ProfileOption::CleanStructuredContent => ("113104", "Clean Structured Content Option"),
             ProfileOption::CleanDescriptors => ("113105", "Clean Descriptors Option"),
@@ -263,10 +271,7 @@ pub const BASIC_PROFILE_CODE: (&str, &str) =
     ("113100", "Basic Application Confidentiality Profile");
 
 /// Options of the standard this build does not implement yet, with the reason given to users.
-pub const NOT_YET_SUPPORTED: &[(&str, &str)] = &[(
-    "clean-recognizable-visual-features",
-    "removal of recognizable visual features (faces) is not implemented yet",
-)];
+pub const NOT_YET_SUPPORTED: &[(&str, &str)] = &[];
 
 /// A set of options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -169,14 +169,10 @@ fn option_codes_are_cid_7050() {
     let mut sorted = codes.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(sorted.len(), 11, "one distinct code per option");
-    // CID 7050: 113101 Clean Pixel Data, 113103..=113112 the others (113102 is the
-    // recognizable-visual-features option, not implemented)
-    assert!(
-        codes
-            .iter()
-            .all(|c| *c == "113101" || ("113103"..="113112").contains(c))
-    );
+    assert_eq!(sorted.len(), 12, "one distinct code per option");
+    // CID 7050: 113101 Clean Pixel Data, 113102 Clean Recognizable Visual Features,
+    // 113103..=113112 the others
+    assert!(codes.iter().all(|c| ("113101"..="113112").contains(c)));
     for o in ProfileOption::ALL {
         assert_eq!(ProfileOption::from_name(o.name()), Some(o));
     }

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod generate;
+pub mod heads;
 pub mod key;
 mod node;
 pub mod people;

@@ -24,7 +24,9 @@ pub struct SynthArgs {
     seed: u64,
     /// small: every modality, transfer syntax, character set and hazard in small images (the
     /// correctness corpus); ct512: one CT series of 512×512 slices per patient (throughput);
-    /// us640: 640×480 ultrasound with burned-in text (pixel-cleaning speed).
+    /// us640: 640×480 ultrasound with burned-in text (pixel-cleaning speed); heads: head CT
+    /// and 3D MR phantoms with faces, each scanned twice, and a chest CT, with ground-truth
+    /// masks (defacing).
     #[arg(long, value_enum, default_value_t = ProfileName::Small)]
     profile: ProfileName,
     /// Slices per patient for --profile ct512.
@@ -33,6 +35,9 @@ pub struct SynthArgs {
     /// Frames of each patient's clip for --profile us640.
     #[arg(long, default_value_t = 20)]
     frames: u32,
+    /// Voxels along each side of the volumes for --profile heads (2 mm at 128).
+    #[arg(long, default_value_t = 128)]
+    voxels: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -40,6 +45,7 @@ enum ProfileName {
     Small,
     Ct512,
     Us640,
+    Heads,
 }
 
 #[derive(Subcommand)]
@@ -54,6 +60,7 @@ pub fn synth(args: SynthArgs) -> Result<ExitCode, Usage> {
     }
     let out = args
         .out
+        .clone()
         .ok_or_else(|| Usage("synth needs --out DIR (or the check subcommand)".into()))?;
     if out.exists() {
         let mut entries = std::fs::read_dir(&out)
@@ -66,6 +73,7 @@ pub fn synth(args: SynthArgs) -> Result<ExitCode, Usage> {
         }
     }
     let profile = match args.profile {
+        ProfileName::Heads => return heads(&out, &args),
         ProfileName::Small => Profile::Small,
         ProfileName::Ct512 => Profile::Ct512 {
             slices: args.slices,
@@ -114,6 +122,39 @@ pub fn synth(args: SynthArgs) -> Result<ExitCode, Usage> {
         held,
         key.identifiers.len(),
         key.files.iter().map(|f| f.plants.len()).sum::<usize>(),
+        key_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--profile heads`: DICOM series of head phantoms under DIR/corpus, ground-truth masks
+/// under DIR/truth, the series list in DIR/key.json.
+fn heads(out: &Path, args: &SynthArgs) -> Result<ExitCode, Usage> {
+    if !(16..=512).contains(&args.voxels) {
+        return Err(Usage("--voxels must be between 16 and 512".into()));
+    }
+    let patients =
+        u32::try_from(args.patients).map_err(|_| Usage("--patients too large".into()))?;
+    let mut sink = |rel: &str, bytes: &[u8]| -> std::io::Result<()> {
+        let path = out.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, bytes)
+    };
+    let series = umbra_synth::heads::generate(args.seed, patients, args.voxels, &mut sink)
+        .map_err(|e| Usage(format!("cannot write the heads corpus: {e}")))?;
+    let key_path = out.join("key.json");
+    write_json(
+        &key_path,
+        &serde_json::json!({ "schema": "umbra-synth-heads/1", "seed": args.seed, "series": series }),
+    )?;
+    eprintln!(
+        "umbra: {} series of {} subjects in {}; ground truth in {}; key in {}",
+        series.len(),
+        patients,
+        out.join("corpus").display(),
+        out.join("truth").display(),
         key_path.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,491 @@
+//! Faces in head CT and MR: series → volume, the face removed by `umbra-deface`, the slices'
+//! pixels written back; and, with or without defacing, series too short to show a face.
+//!
+//! Runs before the per-object trip, over a run's whole input, because a face is a property of
+//! a series, not of one slice. The result is a [`FacePlan`]: for each file of a head series,
+//! whether its face was removed (with its new pixels), cannot be rendered (with the reason),
+//! or must be held back (with the reason). Files not in the plan go the usual way, where the
+//! engine's face policy holds back head images that can show a face.
+
+use crate::read::{Input, read_input};
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use umbra_core::{Deidentifier, FaceRisk, ProfileOption};
+use umbra_deface::{DefaceOptions, Modality, Volume};
+use umbra_pixels::Image;
+
+/// Shortest stretch of head (mm along the slice normal) that can show a face: from the eyes to
+/// the chin is about 110 mm in adults, the nose alone about 50 mm.
+pub const MIN_FACE_EXTENT_MM: f64 = 50.0;
+
+/// Widest gap between neighbouring slices (mm) across which a rendered surface still follows
+/// a face; a stack is measured by its longest run of slices no further apart than this.
+pub const MAX_FACE_GAP_MM: f64 = 6.0;
+
+/// What the face step decided for one file.
+#[derive(Debug, Clone)]
+pub enum FileFace {
+    /// The face was removed from its series: these are the slice's new pixels (native, as
+    /// `pixels::decode` gives them) with the geometry the data set declares.
+    Removed(Arc<(Image, Image)>),
+    /// Its series cannot show a face: why (released, with this note).
+    NotRenderable(String),
+    /// Hold it back: why.
+    HeldBack(String),
+}
+
+/// The face step's decisions, by input path.
+#[derive(Debug, Default)]
+pub struct FacePlan {
+    files: HashMap<PathBuf, FileFace>,
+}
+
+impl FacePlan {
+    /// The decision for `path`, if its series was looked at.
+    pub fn get(&self, path: &Path) -> Option<&FileFace> {
+        self.files.get(path)
+    }
+
+    /// Series defaced, files defaced.
+    pub fn removed(&self) -> usize {
+        self.files
+            .values()
+            .filter(|f| matches!(f, FileFace::Removed(_)))
+            .count()
+    }
+}
+
+/// One slice as the plan sees it.
+#[derive(Debug, Clone)]
+struct Slice {
+    path: PathBuf,
+    risk: bool,
+    modality: String,
+    frames: u32,
+    position: Option<[f64; 3]>,
+    orientation: Option<[f64; 6]>,
+    spacing: Option<[f64; 2]>,
+    thickness: Option<f64>,
+    /// Spacing Between Slices, at the top level or in the shared functional groups' pixel
+    /// measures (multi-frame).
+    between: Option<f64>,
+}
+
+fn numbers(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
+    let s = obj.get(tag)?.to_str().ok()?;
+    s.split('\\')
+        .map(|v| v.trim().parse::<f64>().ok().filter(|x| x.is_finite()))
+        .collect()
+}
+
+fn text(obj: &InMemDicomObject, tag: Tag) -> String {
+    obj.get(tag)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_matches(['\0', ' ']).to_uppercase())
+        .unwrap_or_default()
+}
+
+fn slice_of(path: &Path, obj: &InMemDicomObject, risk: bool) -> Slice {
+    Slice {
+        path: path.to_path_buf(),
+        risk,
+        modality: text(obj, tags::MODALITY),
+        frames: numbers(obj, tags::NUMBER_OF_FRAMES)
+            .and_then(|v| v.first().copied())
+            .map_or(1, |f| f.max(1.0) as u32),
+        position: numbers(obj, tags::IMAGE_POSITION_PATIENT)
+            .filter(|v| v.len() == 3)
+            .map(|v| [v[0], v[1], v[2]]),
+        orientation: numbers(obj, tags::IMAGE_ORIENTATION_PATIENT)
+            .filter(|v| v.len() == 6)
+            .map(|v| [v[0], v[1], v[2], v[3], v[4], v[5]]),
+        spacing: numbers(obj, tags::PIXEL_SPACING)
+            .filter(|v| v.len() == 2 && v[0] > 0.0 && v[1] > 0.0)
+            .map(|v| [v[0], v[1]]),
+        thickness: numbers(obj, tags::SLICE_THICKNESS)
+            .and_then(|v| v.first().copied())
+            .or_else(|| shared_measure(obj, tags::SLICE_THICKNESS)),
+        between: numbers(obj, tags::SPACING_BETWEEN_SLICES)
+            .and_then(|v| v.first().copied())
+            .or_else(|| shared_measure(obj, tags::SPACING_BETWEEN_SLICES)),
+    }
+}
+
+/// A value of the Pixel Measures Sequence in the Shared Functional Groups Sequence.
+fn shared_measure(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
+    let shared = obj
+        .get(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)?
+        .items()?
+        .first()?;
+    let measures = shared
+        .get(tags::PIXEL_MEASURES_SEQUENCE)?
+        .items()?
+        .first()?;
+    numbers(measures, tag)?.first().copied()
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// Decides, for every CT and MR series of the head among `files` (and, under
+/// `clean-recognizable-visual-features`, every CT and MR series long enough to show a head),
+/// what happens to its face.
+pub fn plan(files: &[PathBuf], engine: &Deidentifier) -> FacePlan {
+    let defacing = engine
+        .config()
+        .options
+        .contains(ProfileOption::CleanRecognizableVisualFeatures);
+    let policy = &engine.config().face;
+    // headers, in parallel: which files belong to which series, and which are at risk
+    let slices: Vec<(String, Slice)> = files
+        .par_iter()
+        .filter_map(|p| {
+            let Input { object, .. } = read_input(p).ok()?;
+            let risk = matches!(policy.risk(&object), FaceRisk::Renderable(_));
+            let modality = text(&object, tags::MODALITY);
+            let candidate = risk
+                || (defacing
+                    && (modality == "CT" || modality == "MR")
+                    && object.get(tags::PIXEL_DATA).is_some());
+            if !candidate {
+                return None;
+            }
+            let series = text(&object, tags::SERIES_INSTANCE_UID);
+            Some((series, slice_of(p, &object, risk)))
+        })
+        .collect();
+    // a series is looked at per orientation: slices in different planes (a localizer's three,
+    // scattered single slices) are separate stacks
+    let mut series: HashMap<(String, Option<[i64; 6]>), Vec<Slice>> = HashMap::new();
+    for (uid, s) in slices {
+        let plane = s
+            .orientation
+            .map(|o| o.map(|v| (v * 1000.0).round() as i64));
+        series.entry((uid, plane)).or_default().push(s);
+    }
+    let decisions: Vec<Vec<(PathBuf, FileFace)>> = series
+        .into_par_iter()
+        .map(|(_, slices)| decide(slices, defacing))
+        .collect();
+    FacePlan {
+        files: decisions.into_iter().flatten().collect(),
+    }
+}
+
+/// The decision for one series.
+fn decide(mut slices: Vec<Slice>, defacing: bool) -> Vec<(PathBuf, FileFace)> {
+    let head = slices.iter().any(|s| s.risk);
+    let all = |f: FileFace, slices: &[Slice]| -> Vec<(PathBuf, FileFace)> {
+        slices.iter().map(|s| (s.path.clone(), f.clone())).collect()
+    };
+    // only held back or cleared when the header says head; other series go their usual way
+    let fail = |why: String, slices: &[Slice]| {
+        if head {
+            all(FileFace::HeldBack(why), slices)
+        } else {
+            Vec::new()
+        }
+    };
+    if slices.iter().any(|s| s.frames > 1) {
+        // one volume per object: its frames' extent, from the spacing the header gives
+        let step = |s: &Slice| match (s.between, s.thickness) {
+            (Some(b), _) if b > 0.0 => Some(b),
+            (_, Some(t)) if t > 0.0 => Some(t),
+            _ => None,
+        };
+        let longest = slices
+            .iter()
+            .map(|s| step(s).map(|d| d * f64::from(s.frames)))
+            .try_fold(0.0f64, |m, e| e.map(|e| m.max(e)));
+        if let Some(mm) = longest.filter(|mm| *mm < MIN_FACE_EXTENT_MM) {
+            return if head {
+                all(
+                    FileFace::NotRenderable(format!(
+                        "its frames stack {mm:.0} mm of the head (under \
+                         {MIN_FACE_EXTENT_MM:.0} mm): a face cannot be rendered"
+                    )),
+                    &slices,
+                )
+            } else {
+                Vec::new()
+            };
+        }
+        return fail(
+            "a multi-frame head volume: its face cannot be removed by this build (enhanced \
+             multi-frame is not supported yet)"
+                .into(),
+            &slices,
+        );
+    }
+    let geometry = match stack(&mut slices) {
+        Ok(g) => g,
+        Err(why) => return fail(why, &slices),
+    };
+    if geometry.run_mm < MIN_FACE_EXTENT_MM {
+        return if head {
+            all(
+                FileFace::NotRenderable(format!(
+                    "its series stacks {:.0} mm of the head at most (under \
+                     {MIN_FACE_EXTENT_MM:.0} mm with gaps of at most {MAX_FACE_GAP_MM:.0} mm): a \
+                     face cannot be rendered",
+                    geometry.run_mm
+                )),
+                &slices,
+            )
+        } else {
+            Vec::new()
+        };
+    }
+    if !defacing {
+        // the engine holds the slices back by its policy
+        return Vec::new();
+    }
+    match deface_series(&slices, &geometry) {
+        Ok(images) => slices
+            .iter()
+            .zip(images)
+            .map(|(s, img)| (s.path.clone(), FileFace::Removed(Arc::new(img))))
+            .collect(),
+        Err(Declined::NoFace(why)) if head => all(
+            FileFace::HeldBack(format!(
+                "the header names the head but no face was found in the volume ({why}): held back"
+            )),
+            &slices,
+        ),
+        Err(Declined::NoFace(_)) => Vec::new(),
+        Err(Declined::Error(why)) => fail(why, &slices),
+    }
+}
+
+/// A sorted stack of parallel slices.
+struct Geometry {
+    /// The longest run of slices with gaps of at most [`MAX_FACE_GAP_MM`], along the normal,
+    /// plus one thickness.
+    run_mm: f64,
+    /// Distance between neighbouring slices.
+    step_mm: f64,
+    normal: [f64; 3],
+}
+
+/// Sorts the slices along their normal and checks they make a regular stack: one orientation,
+/// positions along the normal (no gantry tilt), no duplicates, even spacing (within 10%).
+fn stack(slices: &mut [Slice]) -> Result<Geometry, String> {
+    let first = slices.first().ok_or("empty series")?;
+    let thickness = first.thickness.unwrap_or(0.0).max(0.0);
+    let o = first
+        .orientation
+        .ok_or("a slice without Image Orientation (Patient): its geometry is unknown")?;
+    let (row, col) = ([o[0], o[1], o[2]], [o[3], o[4], o[5]]);
+    let normal = cross(row, col);
+    if dot(normal, normal) < 0.5 {
+        return Err("Image Orientation (Patient) is not two unit vectors".into());
+    }
+    for s in slices.iter() {
+        let so = s
+            .orientation
+            .ok_or("a slice without Image Orientation (Patient): its geometry is unknown")?;
+        if so.iter().zip(o.iter()).any(|(a, b)| (a - b).abs() > 1e-3) {
+            return Err("slices of the series have different orientations".into());
+        }
+        if s.position.is_none() {
+            return Err("a slice without Image Position (Patient): its place is unknown".into());
+        }
+    }
+    let at = |s: &Slice| s.position.map_or(0.0, |p| dot(p, normal));
+    slices.sort_by(|a, b| at(a).total_cmp(&at(b)));
+    if slices.len() == 1 {
+        return Ok(Geometry {
+            run_mm: thickness,
+            step_mm: thickness,
+            normal,
+        });
+    }
+    let mut steps = Vec::new();
+    for w in slices.windows(2) {
+        let (Some(a), Some(b)) = (w[0].position, w[1].position) else {
+            return Err("a slice without Image Position (Patient)".into());
+        };
+        let d = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+        let along = dot(d, normal);
+        let across = (dot(d, d) - along * along).max(0.0).sqrt();
+        if along.abs() < 1e-3 {
+            return Err("two slices at the same position".into());
+        }
+        if across > 0.05 * along.abs().max(1.0) {
+            return Err(
+                "slices do not stack along their normal (gantry tilt or scattered slices)".into(),
+            );
+        }
+        steps.push(along);
+    }
+    let mean = steps.iter().sum::<f64>() / steps.len() as f64;
+    let (mut run, mut longest) = (0.0f64, 0.0f64);
+    for s in &steps {
+        run = if *s <= MAX_FACE_GAP_MM { run + s } else { 0.0 };
+        longest = longest.max(run);
+    }
+    let run_mm = longest + thickness.min(MAX_FACE_GAP_MM);
+    // uneven spacing (over 10% from the mean): a stack, but not a regular grid
+    let even = steps.iter().all(|s| (s - mean).abs() <= 0.1 * mean);
+    Ok(Geometry {
+        run_mm,
+        step_mm: if even { mean } else { f64::NAN },
+        normal,
+    })
+}
+
+enum Declined {
+    NoFace(String),
+    Error(String),
+}
+
+/// One decoded slice: stored values and rescale.
+struct Decoded {
+    geometry: Image,
+    image: Image,
+    slope: f64,
+    intercept: f64,
+}
+
+fn stored(img: &Image, i: usize) -> i64 {
+    let bytes = img.bytes_per_sample();
+    let raw = if bytes == 2 {
+        u16::from_le_bytes([img.data[2 * i], img.data[2 * i + 1]]) as u64
+    } else {
+        img.data[i] as u64
+    };
+    let bits = u32::from(img.bits_stored.clamp(1, 16));
+    let v = raw & ((1u64 << bits) - 1);
+    if img.signed && v & (1 << (bits - 1)) != 0 {
+        v as i64 - (1i64 << bits)
+    } else {
+        v as i64
+    }
+}
+
+fn put_stored(img: &mut Image, i: usize, v: i64) {
+    if img.bytes_per_sample() == 2 {
+        let b = (v as i16 as u16).to_le_bytes();
+        img.data[2 * i] = b[0];
+        img.data[2 * i + 1] = b[1];
+    } else {
+        img.data[i] = v as u8;
+    }
+}
+
+fn decode_slice(path: &Path) -> Result<Decoded, String> {
+    let Input {
+        object,
+        transfer_syntax,
+        raw_pixel_data,
+    } = read_input(path).map_err(|e| e.to_string())?;
+    let (image, geometry) =
+        crate::pixels::decode(&object, raw_pixel_data.as_ref(), &transfer_syntax)?;
+    if image.samples != 1 {
+        return Err("a colour CT or MR slice".into());
+    }
+    let one = |tag| numbers(&object, tag).and_then(|v| v.first().copied());
+    Ok(Decoded {
+        geometry,
+        image,
+        slope: one(tags::RESCALE_SLOPE)
+            .filter(|s| *s != 0.0)
+            .unwrap_or(1.0),
+        intercept: one(tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+    })
+}
+
+/// Builds the volume, removes the face, and gives each slice its new pixels (in `slices`'
+/// sorted order).
+fn deface_series(slices: &[Slice], g: &Geometry) -> Result<Vec<(Image, Image)>, Declined> {
+    if !g.step_mm.is_finite() {
+        return Err(Declined::Error(
+            "uneven slice spacing: its face cannot be removed by this build".into(),
+        ));
+    }
+    let modality = match slices[0].modality.as_str() {
+        "CT" => Modality::Ct,
+        "MR" => Modality::Mr,
+        other => return Err(Declined::Error(format!("modality {other}"))),
+    };
+    let decoded: Vec<Decoded> = slices
+        .iter()
+        .map(|s| decode_slice(&s.path))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Declined::Error(format!("a slice cannot be decoded: {e}")))?;
+    let (rows, cols) = (decoded[0].image.rows, decoded[0].image.columns);
+    if decoded
+        .iter()
+        .any(|d| d.image.rows != rows || d.image.columns != cols)
+    {
+        return Err(Declined::Error("slices of different sizes".into()));
+    }
+    let first = &slices[0];
+    let (o, p0, ps) = match (first.orientation, first.position, first.spacing) {
+        (Some(o), Some(p), Some(s)) => (o, p, s),
+        _ => return Err(Declined::Error("no Pixel Spacing".into())),
+    };
+    let plane = usize::from(rows) * usize::from(cols);
+    let mut voxels = Vec::with_capacity(plane * decoded.len());
+    for d in &decoded {
+        voxels.extend(
+            (0..plane).map(|i| (stored(&d.image, i) as f64 * d.slope + d.intercept) as f32),
+        );
+    }
+    // i runs along a row (direction o[0..3], spacing between columns = Pixel Spacing[1]),
+    // j down the columns (o[3..6], Pixel Spacing[0]), k along the normal
+    let vol = Volume::new(
+        [usize::from(cols), usize::from(rows), decoded.len()],
+        voxels,
+        [ps[1], ps[0], g.step_mm],
+        p0,
+        [[o[0], o[1], o[2]], [o[3], o[4], o[5]], g.normal],
+    )
+    .map_err(|e| Declined::Error(e.to_string()))?;
+    let done = match umbra_deface::deface(&vol, modality, &DefaceOptions::default()) {
+        Ok(d) => d,
+        Err(umbra_deface::Error::NotAHead(a)) => return Err(Declined::NoFace(a.reason)),
+        Err(e) => return Err(Declined::Error(format!("the face cannot be removed: {e}"))),
+    };
+    if !done.dense_surface.is_empty() {
+        tracing::warn!(
+            objects = done.dense_surface.len(),
+            "very dense objects at the skin (jewellery, piercings?): check the defaced series"
+        );
+    }
+    let changed = done.changed.as_slice();
+    Ok(decoded
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut d)| {
+            let fill = ((f64::from(done.fill) - d.intercept) / d.slope).round();
+            let bits = u32::from(d.image.bits_stored.clamp(1, 16));
+            let (lo, hi) = if d.image.signed {
+                (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)
+            } else {
+                (0, (1i64 << bits) - 1)
+            };
+            let fill = (fill as i64).clamp(lo, hi);
+            for i in 0..plane {
+                if changed[k * plane + i] {
+                    put_stored(&mut d.image, i, fill);
+                }
+            }
+            (d.image, d.geometry)
+        })
+        .collect())
+}
