@@ -9,6 +9,7 @@ use umbra_core::{Config, Deidentifier, Key, OptionSet, ProfileOption, Pseudonymi
 use umbra_files::{Outcome, RunOptions};
 
 mod check;
+mod deface;
 mod scan;
 mod serve;
 mod synth;
@@ -36,6 +37,9 @@ enum Command {
     /// Run the de-identifying gateway: receive over DIMSE and STOW-RS, forward de-identified
     /// copies per destination, durably.
     Serve(serve::ServeArgs),
+    /// Remove the face from a head CT or MR volume in a NIfTI file (.nii or .nii.gz); DICOM
+    /// series are defaced by `deid --option clean-recognizable-visual-features`.
+    Deface(deface::DefaceArgs),
     /// Write a fresh secret key to FILE (never overwrites).
     Keygen {
         /// Where to write the key (64 hex digits; keep it secret, keep it safe).
@@ -94,6 +98,17 @@ struct DeidArgs {
     /// installed) and hold back any object in which it still reads one of its own identifiers.
     #[arg(long)]
     pixel_ocr: bool,
+    /// Head CT and MR a face can be rendered from (when the face is not removed): hold-back
+    /// (default) or report (release them with a note in the report; not recommended).
+    #[arg(long, value_name = "POLICY", default_value = "hold-back", value_parser = ["hold-back", "report"])]
+    face_policy: String,
+    /// Head CT slices this thin or thinner (mm) count as able to show a face.
+    #[arg(long, value_name = "MM", default_value_t = 3.0)]
+    face_ct_max_slice: f64,
+    /// Head MR slices this thin or thinner (mm) count as able to show a face when the
+    /// acquisition is not marked 2D (3D acquisitions always count).
+    #[arg(long, value_name = "MM", default_value_t = 2.0)]
+    face_mr_max_slice: f64,
 }
 
 /// A usage problem: exit 2.
@@ -143,6 +158,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::scan(args),
         Command::Synth(args) => synth::synth(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Deface(args) => deface::deface(args),
         Command::Keygen { file } => keygen(&file),
     };
     match result {
@@ -253,6 +269,11 @@ fn deid(args: DeidArgs) -> Result<ExitCode, Usage> {
     if let Some(m) = args.at_risk_modalities {
         config.at_risk_modalities = modalities(m);
     }
+    config.face = umbra_core::FacePolicy {
+        hold_back: args.face_policy == "hold-back",
+        ct_max_slice_mm: args.face_ct_max_slice,
+        mr_max_slice_mm: args.face_mr_max_slice,
+    };
     let engine = Deidentifier::new(config, Pseudonymizer::new(&key));
 
     let files =

@@ -248,3 +248,83 @@ fn head_series_are_held_back_or_defaced_and_other_series_pass_untouched() {
         }
     }
 }
+
+#[test]
+fn nifti_volumes_are_defaced_and_non_heads_refused() {
+    use umbra_deface::phantom::{self, Body, Subject};
+    use umbra_deface::{Modality, nifti};
+    let tmp = tempfile::tempdir().unwrap();
+    let (vol, truth) = phantom::render(&Subject::new(5, 0), Modality::Mr, 0, [96; 3]);
+    let input = tmp.path().join("head.nii.gz");
+    std::fs::write(&input, nifti::write(&vol, true).unwrap()).unwrap();
+    let out = tmp.path().join("defaced.nii");
+    let changed = tmp.path().join("changed.nii.gz");
+    let o = umbra(&[
+        "deface",
+        input.to_str().unwrap(),
+        "--modality",
+        "mr",
+        "--out",
+        out.to_str().unwrap(),
+        "--changed-mask",
+        changed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = nifti::read(&std::fs::read(&out).unwrap()).unwrap();
+    let mask = nifti::read(&std::fs::read(&changed).unwrap()).unwrap();
+    assert_eq!(after.dims(), vol.dims());
+    let (mut face, mut face_changed, mut brain_changed) = (0, 0, 0);
+    for i in 0..vol.len() {
+        let differs = after.voxels()[i] != vol.voxels()[i];
+        // the changed mask says exactly which voxels differ (a voxel already at the fill value
+        // may be in the mask and unchanged)
+        if differs {
+            assert_eq!(mask.voxels()[i], 1.0, "voxel {i} changed outside the mask");
+        }
+        if truth.brain.get(i) {
+            brain_changed += usize::from(differs);
+        }
+        if truth.face.get(i) {
+            face += 1;
+            face_changed += usize::from(mask.voxels()[i] == 1.0);
+        }
+    }
+    assert_eq!(brain_changed, 0);
+    assert!(
+        face_changed as f64 >= 0.95 * face as f64,
+        "{face_changed} of {face}"
+    );
+
+    let chest = phantom::render_body(Body::Chest, 5, Modality::Ct, [64; 3]);
+    let input = tmp.path().join("chest.nii");
+    std::fs::write(&input, nifti::write(&chest, false).unwrap()).unwrap();
+    let o = umbra(&[
+        "deface",
+        input.to_str().unwrap(),
+        "--modality",
+        "ct",
+        "--out",
+        tmp.path().join("x.nii").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a head"));
+    assert!(!tmp.path().join("x.nii").exists());
+    // garbage is a usage error of one line, never a panic
+    std::fs::write(tmp.path().join("bad.nii"), b"not a nifti file").unwrap();
+    let o = umbra(&[
+        "deface",
+        tmp.path().join("bad.nii").to_str().unwrap(),
+        "--modality",
+        "ct",
+        "--out",
+        tmp.path().join("y.nii").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+}
