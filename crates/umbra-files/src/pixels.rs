@@ -8,9 +8,9 @@
 //! lossless SV1 (monochrome) or RLE (colour); JPEG baseline and extended, JPEG 2000 (.91) and
 //! JPEG-LS near-lossless (lossy) are decoded and written as Explicit VR Little Endian, so the
 //! image is not compressed lossily a second time (it says Lossy Image Compression 01, and
-//! grows). What decodes depends on umbra-pixels' features ([`codec::can_decode`]: JPEG 2000 by
-//! default, JPEG-LS with `charls`); 12-bit JPEG and others cannot be decoded: such objects are
-//! held back with that reason. Everything that cannot be done right is an error, and the caller
+//! grows). What decodes is [`codec::can_decode`]'s answer (JPEG 2000 with umbra-pixels'
+//! default feature `jpeg2000`; JPEG-LS and 12-bit JPEG always); what cannot be decoded is held
+//! back with that reason. Everything that cannot be done right is an error, and the caller
 //! holds the object back: an object marked for cleaning is never written with its pixels
 //! unexamined.
 

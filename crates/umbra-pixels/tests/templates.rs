@@ -57,7 +57,7 @@ fn jpeg_2000_stream_is_the_corpus_fragment() {
 
 #[test]
 fn template_syntaxes_decode_exactly_or_are_refused() {
-    // decoded by features (jpeg2000, on by default; charls, off), refused without them
+    // JPEG 2000 is decoded with the jpeg2000 feature (on by default), JPEG-LS always
     use umbra_pixels::codec::{CodecError, can_decode, decode};
     let g = templates::mr_small();
     for (ts, stream) in [
