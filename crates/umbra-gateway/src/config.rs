@@ -65,6 +65,9 @@ pub struct DimseListener {
     /// Seconds an association may stay silent before it is aborted.
     #[serde(default = "default_dimse_timeout")]
     pub timeout_seconds: u64,
+    /// Seconds a new connection has to send its association request.
+    #[serde(default = "default_association_timeout")]
+    pub association_timeout_seconds: u64,
     /// TLS (every connection is TLS when given).
     pub tls: Option<TlsServer>,
 }
@@ -201,6 +204,9 @@ fn default_max_associations() -> usize {
 }
 fn default_dimse_timeout() -> u64 {
     60
+}
+fn default_association_timeout() -> u64 {
+    30
 }
 fn default_max_body_mib() -> u64 {
     4096

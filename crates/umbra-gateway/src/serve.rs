@@ -186,6 +186,7 @@ impl Gateway {
                 crate::tls::server_config(t)?;
             }
             c.dimse_timeout = Duration::from_secs(d.timeout_seconds.max(1));
+            c.association_timeout = Duration::from_secs(d.association_timeout_seconds.max(1));
             let scp = Scp::new(
                 c,
                 SpoolHandler {
