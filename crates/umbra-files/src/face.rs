@@ -467,22 +467,22 @@ fn deface_series(slices: &[Slice], g: &Geometry) -> Result<Vec<(Image, Image)>, 
             "very dense objects at the skin (jewellery, piercings?): check the defaced series"
         );
     }
-    let changed = done.changed.as_slice();
     Ok(decoded
         .into_iter()
         .enumerate()
         .map(|(k, mut d)| {
-            let fill = ((f64::from(done.fill) - d.intercept) / d.slope).round();
             let bits = u32::from(d.image.bits_stored.clamp(1, 16));
             let (lo, hi) = if d.image.signed {
                 (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)
             } else {
                 (0, (1i64 << bits) - 1)
             };
-            let fill = (fill as i64).clamp(lo, hi);
+            // real-world values back to this slice's stored values
+            let to_stored =
+                |v: f32| (((f64::from(v) - d.intercept) / d.slope).round() as i64).clamp(lo, hi);
             for i in 0..plane {
-                if changed[k * plane + i] {
-                    put_stored(&mut d.image, i, fill);
+                if let Some(v) = done.value(k * plane + i) {
+                    put_stored(&mut d.image, i, to_stored(v));
                 }
             }
             (d.image, d.geometry)
