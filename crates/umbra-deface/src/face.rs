@@ -11,6 +11,8 @@
 //!    head voxel that is a candidate, lies within `half_width_mm` of the head's midline and in
 //!    front of its column's back is removed; the back is the coronal plane `depth_mm` behind
 //!    that face front, or `skin_depth_mm` below the column's own skin where that is shallower.
+//!    Toward the chin (160 to 185 mm below the head's top) the depth below the skin grows to
+//!    `skin_depth_low_mm` and, within 30 mm of the midline, the coronal cut deepens by as much.
 //! 5. A generic plate replaces the removed face: in the same region, from `plate_drop_mm` below
 //!    the head's top upward, every voxel (air included) behind a plane of fixed lean
 //!    (`plate_slope` anterior mm per superior mm) in the head's own frame (centroid and principal
@@ -28,6 +30,14 @@ use crate::morph;
 use crate::volume::{Mask, Volume, dot};
 use crate::{Error, Modality};
 
+/// Heights below the top of the head (mm) over which the removal below the skin deepens from
+/// `skin_depth_mm` to `skin_depth_low_mm`.
+const LOW_FACE_MM: (f64, f64) = (160.0, 185.0);
+
+/// Half width around the midline over which the coronal cut deepens with the removal below the
+/// skin toward the chin, mm.
+const CHIN_HALF_WIDTH_MM: f64 = 30.0;
+
 /// Settings of [`deface`].
 #[derive(Clone, Debug)]
 pub struct DefaceOptions {
@@ -44,6 +54,9 @@ pub struct DefaceOptions {
     /// Removal depth below each column's own skin, mm, where that is shallower than `depth_mm`
     /// behind the face's front.
     pub skin_depth_mm: f64,
+    /// The same in the lower face (chin), reached over a ramp from 160 to 185 mm below the top
+    /// of the head.
+    pub skin_depth_low_mm: f64,
     /// Thickness of the generic surface plate at its thinnest, mm (0: no plate, removal only).
     pub plate_mm: f64,
     /// Forward lean of the plate's front per mm of height, as a slope (anterior mm per superior
@@ -62,6 +75,7 @@ impl Default for DefaceOptions {
             plane_angle_deg: 65.0,
             brain_mask: None,
             skin_depth_mm: 30.0,
+            skin_depth_low_mm: 40.0,
             plate_mm: 4.0,
             plate_slope: 0.27,
             plate_drop_mm: 225.0,
@@ -227,8 +241,19 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
     // The back of the removal per column: `depth_mm` behind the face's front, or
     // `skin_depth_mm` below the column's own skin when that is shallower. The plate hides the
     // shape of this surface, so it may follow the face.
-    let back =
-        |v: [usize; 3]| cut.max(skin[v[f.lat.axis] + nl * v[f.sup.axis]] - opts.skin_depth_mm);
+    let back = |v: [usize; 3]| {
+        // Deeper toward the chin, whose back lies furthest below its skin.
+        let below_top = top - f.pos(f.sup, v);
+        let t = ((below_top - LOW_FACE_MM.0) / (LOW_FACE_MM.1 - LOW_FACE_MM.0)).clamp(0.0, 1.0);
+        let depth = opts.skin_depth_mm + t * (opts.skin_depth_low_mm - opts.skin_depth_mm);
+        let central = (f.pos(f.lat, v) - mid).abs() <= CHIN_HALF_WIDTH_MM;
+        let coronal = if central {
+            cut - t * (opts.skin_depth_low_mm - opts.skin_depth_mm)
+        } else {
+            cut
+        };
+        coronal.max(skin[v[f.lat.axis] + nl * v[f.sup.axis]] - depth)
+    };
     let protect = morph::dilate(
         &brain,
         vol.spacing(),

@@ -18,13 +18,13 @@ fn removes_the_face_and_never_the_brain() {
                 let d = deface(&vol, modality, &DefaceOptions::default())
                     .unwrap_or_else(|e| panic!("{modality:?} {index}/{scan}: {e}"));
                 let removed = d.changed.count_and(&gt.face) as f64 / gt.face.count() as f64;
-                assert!(removed >= 0.95, "{modality:?} {index}/{scan}: {removed}");
-                // The chin is the weak point: its back can lie behind the cut (worst scan of the
-                // 128³ evaluation: 92.8% of all features, most of the loss at the chin).
+                assert!(removed >= 0.99, "{modality:?} {index}/{scan}: {removed}");
+                // The chin was the weak point (its back lies furthest below the skin); the
+                // removal deepens toward it.
                 for (name, m, min) in [
                     ("nose", &gt.nose, 0.99),
                     ("lips", &gt.lips, 0.99),
-                    ("chin", &gt.chin, 0.75),
+                    ("chin", &gt.chin, 0.97),
                     ("eyes", &gt.eyes, 0.97),
                 ] {
                     let r = d.changed.count_and(m) as f64 / m.count().max(1) as f64;
