@@ -310,13 +310,27 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
     };
     let (mut changed, mut plate) = (Mask::new(dims), Mask::new(dims));
     if opts.plate_mm > 0.0 {
-        let mut frame = HeadFrame::of(vol, &body);
+        // The principal axes point the way the geometry names them; the anatomy decided which
+        // side is anterior, so the frame's posterior and superior axes are turned to agree.
+        let dirs = vol.directions();
+        let toward = |d: crate::volume::AxisDir| dirs[d.axis].map(|x| x * d.sign as f64);
+        let (ant_dir, sup_dir) = (toward(f.ant), toward(f.sup));
+        let oriented = |mut fr: HeadFrame| {
+            if dot(fr.axes[1], ant_dir) > 0.0 {
+                fr.axes[1] = fr.axes[1].map(|x| -x);
+            }
+            if dot(fr.axes[2], sup_dir) < 0.0 {
+                fr.axes[2] = fr.axes[2].map(|x| -x);
+            }
+            fr
+        };
+        let mut frame = HeadFrame::of(vol, &body).map(oriented);
         for _ in 0..2 {
             (changed, plate) = build(frame.as_ref());
             let mut after = body.clone();
             after.subtract(&changed);
             after.union_with(&plate);
-            frame = HeadFrame::of(vol, &after);
+            frame = HeadFrame::of(vol, &after).map(oriented);
         }
     } else {
         (changed, plate) = build(None);

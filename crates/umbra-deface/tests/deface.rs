@@ -164,6 +164,11 @@ fn anatomy_overrules_a_wrong_anterior_in_the_geometry() {
     assert_eq!((a.anterior.axis, a.anterior.sign), (1, 1));
     assert!(a.reason.contains("anatomy wins"));
     let d = deface(&lying, Modality::Ct, &DefaceOptions::default()).expect("defaces");
+    // The plate leans the anatomy's way: it stays a plate, not a block filling the field of
+    // view in front of the face, and is about as large as on the correctly labelled volume.
+    let straight = deface(&vol, Modality::Ct, &DefaceOptions::default()).expect("defaces");
+    let (a, b) = (d.plate.count() as f64, straight.plate.count() as f64);
+    assert!(a > 0.0 && (a - b).abs() < 0.1 * b, "plate {a} vs {b}");
     let brain = gt
         .brain
         .reorient([0, 1, 2], [false, true, false])
