@@ -216,6 +216,8 @@ fn main() {
             "max_height_ratio" => p.max_height_ratio = f,
             "line_gap" => p.line_gap = f,
             "min_single_aspect" => p.min_single_aspect = f,
+            "min_across" => p.min_across = f,
+            "min_cover" => p.min_cover = f,
             "extend_gap" => p.extend_gap = f,
             "flat_diff" => p.flat_diff = f as u8,
             "extreme_max" => p.extreme_max = f,

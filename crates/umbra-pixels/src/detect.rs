@@ -71,9 +71,11 @@
 //! 4. **Lines**: glyphs are joined (union-find) when their heights differ by at most a factor
 //!    [`Params::max_height_ratio`], they overlap vertically by at least 60% of the smaller one, and
 //!    the horizontal gap is at most [`Params::line_gap`] heights (word spaces included). A line
-//!    is kept when it has at least two glyph components, or one component at least
-//!    [`Params::min_single_aspect`] times as wide as high (a word of touching bold glyphs), and
-//!    not only solid ones.
+//!    is kept when it has at least four glyph components, or two or three under at least
+//!    [`Params::min_cover`] of its width (not arcs of anatomy a few heights apart), or one
+//!    component at least [`Params::min_single_aspect`] times as wide as high that crosses at
+//!    least [`Params::min_across`] strokes per column on average (a word of touching bold
+//!    glyphs, not an arc of bone), and not only solid ones.
 //! 5. **Extension**: a group too short to be kept (a lone glyph, a word cut off by a glyph the
 //!    filters dropped) joins a kept line it is aligned with within [`Params::extend_gap`]
 //!    heights, and kept lines of one height on one baseline join across such a gap, until
@@ -155,8 +157,18 @@ pub struct Params {
     pub max_height_ratio: f32,
     /// Largest horizontal gap between two glyphs on one line, in heights of the taller.
     pub line_gap: f32,
-    /// A line of one component is kept when it is at least this many heights wide.
+    /// A line of one component is kept when it is at least this many heights wide and crosses
+    /// at least [`Params::min_across`] strokes per column on average.
     pub min_single_aspect: f32,
+    /// See [`Params::min_single_aspect`]: the glyphs of a word of touching glyphs have
+    /// horizontal strokes (a column of `E`, `2` or `B` crosses two or three), an arc of bone or
+    /// a band of tissue has one across.
+    pub min_across: f32,
+    /// Least share of the width of a line of two or three glyph components under them:
+    /// glyphs of a line are close (word spaces are about a glyph wide), three arcs of anatomy a
+    /// few heights apart are not. Lines of four or more are kept whatever their share (text
+    /// whose anti-aliased glyphs fail the ink-level test keeps only some of them).
+    pub min_cover: f32,
     /// Largest gap, in heights, across which a kept line takes in an aligned short group or
     /// another kept line of its height ([`find_text`] step 5).
     pub extend_gap: f32,
@@ -199,6 +211,8 @@ impl Default for Params {
             max_height_ratio: 2.2,
             line_gap: 3.5,
             min_single_aspect: 2.0,
+            min_across: 1.1,
+            min_cover: 0.4,
             extend_gap: 6.0,
             flat_diff: 2,
             extreme_max: 0.05,
@@ -626,6 +640,9 @@ struct Comp {
     /// A solid block (fill ≥ 0.95): a glyph of heavy text, or a bar or a rule of a drawing;
     /// only glyphs that are not solid make a line.
     solid: bool,
+    /// Vertical runs per column, on average: a word of touching glyphs crosses several strokes
+    /// in many of its columns, an arc or a band one.
+    across: f32,
 }
 
 impl Comp {
@@ -662,7 +679,10 @@ struct Acc {
     /// Sum of |level difference| between horizontal neighbours inside the component.
     rough: u32,
     pairs: u32,
+    /// Pixels whose upper neighbour is not in the component: starts of vertical runs.
+    starts: u32,
 }
+
 /// Labels the 8-connected components of `mask` (on runs) and pushes those shaped like glyphs.
 fn components(mask: &[u8], level: &[u8], w: usize, h: usize, params: &Params, out: &mut Vec<Comp>) {
     let pass = Pass {
@@ -782,6 +802,7 @@ fn components_at(
             perim: 0,
             rough: 0,
             pairs: 0,
+            starts: 0,
         });
         a.x0 = a.x0.min(x0);
         a.x1 = a.x1.max(x1);
@@ -791,6 +812,7 @@ fn components_at(
         a.perim += perim;
         a.rough += rough;
         a.pairs += len - 1;
+        a.starts += len - overlap[i] / 2;
     }
     // Level histograms of the components tall enough to be glyphs: their ink (most frequent
     // level, give or take [`INK_TOL`]) and how much of them is that ink.
@@ -843,6 +865,7 @@ fn components_at(
                 x1: a.x1,
                 y1: a.y1,
                 solid: a.area as f32 >= 0.95 * ((a.x1 - a.x0) * (a.y1 - a.y0)) as f32,
+                across: a.starts as f32 / (a.x1 - a.x0) as f32,
             });
         } else if apart {
             split[k] = Some(ink);
@@ -1117,6 +1140,8 @@ fn lines(comps: &mut [Comp], params: &Params) -> Vec<Rect> {
         /// two masks counts once).
         count: u32,
         last_x1: u32,
+        /// Columns under one of its components.
+        covered: u32,
     }
     let mut groups: Vec<Option<Line>> = vec![None; n];
     for (i, &c) in comps.iter().enumerate() {
@@ -1128,9 +1153,11 @@ fn lines(comps: &mut [Comp], params: &Params) -> Vec<Rect> {
                 l.c.y0 = l.c.y0.min(c.y0);
                 l.c.x1 = l.c.x1.max(c.x1);
                 l.c.y1 = l.c.y1.max(c.y1);
+                l.c.across = l.c.across.max(c.across);
                 if c.x0 >= l.last_x1 {
                     l.count += 1;
                 }
+                l.covered += c.x1.saturating_sub(c.x0.max(l.last_x1));
                 l.last_x1 = l.last_x1.max(c.x1);
             }
             slot => {
@@ -1138,15 +1165,19 @@ fn lines(comps: &mut [Comp], params: &Params) -> Vec<Rect> {
                     c,
                     count: 1,
                     last_x1: c.x1,
+                    covered: c.x1 - c.x0,
                 })
             }
         }
     }
     let (mut kept, mut rest): (Vec<Comp>, Vec<Comp>) = (Vec::new(), Vec::new());
     for l in groups.into_iter().flatten() {
+        let width = (l.c.x1 - l.c.x0) as f32;
         if !l.c.solid
-            && (l.count >= 2
-                || (l.c.x1 - l.c.x0) as f32 >= params.min_single_aspect * l.c.height() as f32)
+            && ((l.count >= 4 || (l.count >= 2 && l.covered as f32 >= params.min_cover * width))
+                || (l.count == 1
+                    && width >= params.min_single_aspect * l.c.height() as f32
+                    && l.c.across >= params.min_across))
         {
             kept.push(l.c);
         } else {
