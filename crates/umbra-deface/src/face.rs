@@ -20,6 +20,9 @@
 //!    `plate_mm` in front of the deepest back it covers. The new face surface is that plane, the
 //!    same in the head's frame for every subject: the cut's shape, which follows the face, stays
 //!    hidden behind it, and nothing left behind the cut (MR bone, opened cavities) shows through.
+//!    The lean, a sideways tilt and the standoff vary within `plate_jitter_deg` (and 3 mm) from
+//!    volume to volume, drawn from a hash of the voxels: the plate's voxel staircase then differs
+//!    between two scans of one head, and the same input always gives the same output.
 //! 6. The brain dilated by `margin_mm` is subtracted: no brain voxel ever changes.
 //! 7. In CT, very dense voxels (> 3000 HU) within 10 mm of the skin are reported (jewellery).
 
@@ -27,6 +30,7 @@ use crate::brain;
 use crate::eval::HeadFrame;
 use crate::head::{self, Assessment, Frame};
 use crate::morph;
+use crate::rng::Rng;
 use crate::volume::{Mask, Volume, dot};
 use crate::{Error, Modality};
 
@@ -64,6 +68,9 @@ pub struct DefaceOptions {
     pub plate_slope: f64,
     /// How far below the top of the head the plate reaches, mm.
     pub plate_drop_mm: f64,
+    /// Largest change of the plate's lean and sideways tilt from one volume to the next,
+    /// degrees (0: the same plate for every volume).
+    pub plate_jitter_deg: f64,
 }
 
 impl Default for DefaceOptions {
@@ -79,6 +86,7 @@ impl Default for DefaceOptions {
             plate_mm: 4.0,
             plate_slope: 0.27,
             plate_drop_mm: 225.0,
+            plate_jitter_deg: 6.0,
         }
     }
 }
@@ -265,6 +273,23 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
         let p = f.mm(v);
         p[1] >= back(v) && (p[0] - mid).abs() <= opts.half_width_mm && candidate(p)
     };
+    // The plate's lean, tilt and standoff vary by a few degrees and millimetres from volume to
+    // volume (drawn from a hash of the voxels, so the same input always gives the same
+    // output): its voxelised staircase then differs between two scans of the same head and
+    // cannot link them.
+    let (slope, side_slope, extra_mm) = {
+        let mut h = 0xCBF2_9CE4_8422_2325u64;
+        for v in vol.voxels() {
+            h = (h ^ v.to_bits() as u64).wrapping_mul(0x100_0000_01B3);
+        }
+        let mut r = Rng::new(&[h, 0x9_1A7E]);
+        let j = opts.plate_jitter_deg.to_radians();
+        (
+            (opts.plate_slope.atan() + r.range(-j, j)).tan(),
+            r.range(-j, j).tan(),
+            r.range(0.0, 3.0) * (j > 0.0) as u8 as f64,
+        )
+    };
     // The plate's front is a plane of fixed lean in the head's own frame (centroid and principal
     // axes), placed `plate_mm` in front of the deepest point it must cover. The frame is taken
     // again once with the plate in place, as the plate itself moves the principal axes.
@@ -277,7 +302,7 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
                 x[1] - fr.centre[1],
                 x[2] - fr.centre[2],
             ];
-            -dot(d, fr.axes[1]) - opts.plate_slope * dot(d, fr.axes[2])
+            -dot(d, fr.axes[1]) - slope * dot(d, fr.axes[2]) - side_slope * dot(d, fr.axes[0])
         };
         let mut offset = f64::NEG_INFINITY;
         if let Some(fr) = frame {
@@ -290,7 +315,7 @@ pub fn deface(vol: &Volume, modality: Modality, opts: &DefaceOptions) -> Result<
                 }
             }
         }
-        let offset = offset + opts.plate_mm;
+        let offset = offset + opts.plate_mm + extra_mm;
         for idx in 0..vol.len() {
             let v = vol.coords(idx);
             if !in_region(v) || protect.get(idx) {

@@ -213,3 +213,13 @@ fn phantoms_are_deterministic() {
     let (c, _) = phantom::render(&s, Modality::Mr, 0, [40, 40, 40]);
     assert_ne!(a, c);
 }
+
+#[test]
+fn the_same_volume_gets_the_same_plate() {
+    let (vol, _) = phantom::render(&Subject::new(4, 0), Modality::Mr, 0, DIMS);
+    let a = deface(&vol, Modality::Mr, &DefaceOptions::default()).expect("defaces");
+    let b = deface(&vol, Modality::Mr, &DefaceOptions::default()).expect("defaces");
+    assert_eq!(a.changed, b.changed);
+    assert_eq!(a.plate, b.plate);
+    assert!(!a.plate.none());
+}
