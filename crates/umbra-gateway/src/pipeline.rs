@@ -289,7 +289,11 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
             match std::panic::catch_unwind(run) {
                 Ok(ended) => ended,
                 Err(_) => {
-                    tracing::error!(object = job.object, destination = job.dest, "internal error");
+                    tracing::error!(
+                        object = job.object,
+                        destination = job.dest,
+                        "internal error"
+                    );
                     *senders = Sender::default();
                     Ended::Quarantined("internal error while processing the object".into())
                 }
