@@ -13,8 +13,10 @@
 //!
 //! Attacks: a depth map of the face (distance from a plane in front of the face to the first
 //! head voxel, on a 3 mm grid in a frame from the head's centroid and principal axes, compared
-//! by normalised correlation), the same of the back of the head, and the head's outline
-//! dimensions (extent along the three principal axes, compared by Euclidean distance).
+//! by normalised correlation), the same with each map's best-fitting plane removed first (which
+//! discounts pose and any flat replacement surface), the same of the back of the head, and the
+//! head's outline dimensions (extent along the three principal axes, compared by Euclidean
+//! distance).
 
 use crate::Modality;
 use crate::face::{DefaceOptions, deface};

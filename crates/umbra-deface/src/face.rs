@@ -86,7 +86,7 @@ impl Default for DefaceOptions {
             plate_mm: 4.0,
             plate_slope: 0.27,
             plate_drop_mm: 225.0,
-            plate_jitter_deg: 6.0,
+            plate_jitter_deg: 10.0,
         }
     }
 }
