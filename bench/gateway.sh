@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Load benchmark of the gateway (`umbra serve`), loopback only: N concurrent storescu
+# associations send 512x512 CT slices (`umbra synth --profile ct512`) through the gateway to
+# dcmtk's storescp, against the same transfer straight into storescp (the floor) and, when
+# Orthanc is installed (Debian package `orthanc`), straight into Orthanc.
+#
+# Usage: bench/gateway.sh [N_SLICES]   (default 400, about 200 MB)
+# Env:   CONC (default "1 4 8": concurrent associations), RUNS (default 3: the median run is
+#        reported), UMBRA (default target/release/umbra; it never builds), OUT (default
+#        bench/work; /dev/shm/... takes the disk out), ORTHANC=0 skips Orthanc, PERF=1 records
+#        the gateway with perf (OUT/gateway-cN.perf.data).
+# The destination takes the Basic Profile without options (with clean-descriptors the ct512
+# slices are held back: their Patient Comments carry the address).
+#
+# The gateway row is end to end: from the first storescu start until the gateway's
+# /metrics counts every object forwarded (so it includes receiving, two fsyncs per object,
+# de-identification, the check and forwarding). "accepted" is when the last storescu exited
+# (every object durable in the spool). Latency p99 is read from the gateway's receive→forward
+# histogram (its bucket bound). Table: bench/work/gateway-results.md and stdout.
+set -euo pipefail
+N=${1:-400}
+CONC=${CONC:-"1 4 8"}
+RUNS=${RUNS:-3}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+W=bench/work
+UMBRA=${UMBRA:-target/release/umbra}
+OUT=${OUT:-$W}
+mkdir -p "$W" "$OUT"
+log() { printf '\n== %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+[ -x "$UMBRA" ] || { echo "missing $UMBRA; run: cargo build --release" >&2; exit 1; }
+for t in storescu storescp; do
+  [ -x /usr/bin/$t ] || { echo "needs dcmtk's /usr/bin/$t (apt-get install dcmtk)" >&2; exit 1; }
+done
+command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
+export TCP_NODELAY=1 # dcmtk 3.6.7 leaves Nagle on without it (40 ms per message)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+now() { date +%s.%N; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# --- corpus: N slices, 100 per patient -------------------------------------
+ensure_key
+P=$(( (N + 99) / 100 ))
+ensure_synth "$W/gw-ct" --profile ct512 --patients "$P" --slices $(( (N + P - 1) / P )) --seed 1
+mapfile -t FILES < <(find "$W/gw-ct/corpus" -type f -name '*.dcm' | sort)
+COUNT=${#FILES[@]}
+MB=$(du -sm "$W/gw-ct/corpus" | cut -f1)
+log "corpus: $COUNT files, $MB MB"
+
+# send C PORT AET: C storescu processes at once, files dealt round-robin; waits for all.
+send() {
+  local c=$1 port=$2 aet=$3 i j pids=()
+  for ((i = 0; i < c; i++)); do
+    local part=()
+    for ((j = i; j < COUNT; j += c)); do part+=("${FILES[j]}"); done
+    /usr/bin/storescu -aec "$aet" -aet BENCH 127.0.0.1 "$port" "${part[@]}" >/dev/null 2>>"$OUT/gw-storescu.log" &
+    pids+=($!)
+  done
+  local ok=0
+  for p in "${pids[@]}"; do wait "$p" || ok=1; done
+  return $ok
+}
+
+# metric NAME: one sample from the gateway's /metrics
+metric() { curl -fsS "http://127.0.0.1:$HTTP/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+
+# p99 from the cumulative histogram: the first bucket bound holding 99% of the samples
+p99() {
+  curl -fsS "http://127.0.0.1:$HTTP/metrics" | awk '
+    /^umbra_latency_seconds_bucket\{destination="vendor",le="/ {
+      match($1, /le="[^"]+"/); le = substr($1, RSTART + 4, RLENGTH - 5); b[++n] = le; v[n] = $2 }
+    /^umbra_latency_seconds_count\{destination="vendor"\}/ { total = $2 }
+    END { for (i = 1; i <= n; i++) if (v[i] >= 0.99 * total) { print "≤ " b[i] " s"; exit } }'
+}
+
+RESULTS=$OUT/gateway-runs.tsv
+: > "$RESULTS"
+
+# Each run_* sets R (it runs in this shell, so PIDS keeps what it started for the trap).
+
+# run_floor C: storescu → storescp; R=seconds
+run_floor() {
+  local c=$1 dir=$OUT/gw-floor port
+  rm -rf "$dir" && mkdir -p "$dir"
+  port=$(free_port)
+  /usr/bin/storescp --fork -aet VENDOR -od "$dir" "$port" 2>/dev/null & local scp=$!
+  PIDS+=("$scp")
+  wait_port "$port"
+  local t0 t1
+  t0=$(now); send "$c" "$port" VENDOR; t1=$(now)
+  kill "$scp"; wait "$scp" 2>/dev/null || true
+  local got; got=$(find "$dir" -type f | wc -l)
+  [ "$got" = "$COUNT" ] || { echo "storescp got $got of $COUNT" >&2; exit 1; }
+  R=$(echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}')
+}
+
+# run_orthanc C: storescu → Orthanc (fresh storage); R=seconds, or empty if it fails
+run_orthanc() {
+  local c=$1 dir=$OUT/gw-orthanc port hport
+  rm -rf "$dir" && mkdir -p "$dir/db"
+  port=$(free_port); hport=$(free_port)
+  cat > "$dir/orthanc.json" <<EOF
+{ "Name": "bench", "StorageDirectory": "$dir/db", "IndexDirectory": "$dir/db",
+  "DicomAet": "ORTHANC", "DicomPort": $port, "HttpPort": $hport, "HttpServerEnabled": true,
+  "RemoteAccessAllowed": false, "AuthenticationEnabled": false, "DicomCheckCalledAet": false,
+  "Plugins": [], "StorageCompression": false, "DicomThreadsCount": 8 }
+EOF
+  /usr/sbin/Orthanc "$dir/orthanc.json" >"$dir/log" 2>&1 & local o=$!
+  PIDS+=("$o")
+  R=
+  if ! wait_port "$port"; then kill "$o" 2>/dev/null || true; return 0; fi
+  local t0 t1
+  t0=$(now); send "$c" "$port" ORTHANC || true; t1=$(now)
+  local got; got=$(curl -fsS "http://127.0.0.1:$hport/statistics" | python3 -c 'import json,sys; print(json.load(sys.stdin)["CountInstances"])')
+  kill "$o"; wait "$o" 2>/dev/null || true
+  [ "$got" = "$COUNT" ] || { echo "Orthanc got $got of $COUNT" >&2; return 0; }
+  R=$(echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}')
+}
+
+# run_gateway C: storescu → umbra serve → storescp; R="seconds accepted_seconds p99"
+run_gateway() {
+  local c=$1 dir=$OUT/gw-umbra vport
+  rm -rf "$dir" && mkdir -p "$dir/vendor"
+  vport=$(free_port); DIMSE=$(free_port); HTTP=$(free_port)
+  cat > "$dir/gateway.toml" <<EOF
+spool = "$dir/spool"
+[dimse]
+listen = "127.0.0.1:$DIMSE"
+ae_title = "UMBRA"
+[http]
+listen = "127.0.0.1:$HTTP"
+[retention]
+keep_forwarded_hours = 0
+min_free_mib = 64
+[[destination]]
+name = "vendor"
+kind = "dimse"
+ae_title = "VENDOR"
+host = "127.0.0.1"
+port = $vport
+key_file = "$ROOT/$W/key"
+[[route]]
+destinations = ["vendor"]
+EOF
+  /usr/bin/storescp --fork -aet VENDOR -od "$dir/vendor" "$vport" 2>/dev/null & local scp=$!
+  PIDS+=("$scp")
+  "$UMBRA" serve --config "$dir/gateway.toml" 2>"$dir/log" & local g=$!
+  PIDS+=("$g")
+  wait_port "$vport"; wait_port "$HTTP"
+  local perf=
+  if [ "${PERF:-0}" = 1 ]; then
+    perf record -F 999 -g -p "$g" -o "$OUT/gateway-c$c.perf.data" 2>/dev/null & perf=$!
+    sleep 1 # perf attaches to every thread
+  fi
+  local t0 t1 t2 f
+  t0=$(now)
+  send "$c" "$DIMSE" UMBRA
+  t1=$(now)
+  while :; do
+    f=$(metric 'umbra_forwarded_total{destination="vendor"}')
+    [ "${f:-0}" -ge "$COUNT" ] && break
+    h=$(metric 'umbra_held_back_total{destination="vendor"}')
+    [ "${h:-0}" -gt 0 ] && { echo "the gateway held $h objects back" >&2; exit 1; }
+    sleep 0.02
+  done
+  t2=$(now)
+  local q; q=$(p99)
+  if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
+  kill "$g"; wait "$g" 2>/dev/null || true
+  kill "$scp"; wait "$scp" 2>/dev/null || true
+  local got; got=$(find "$dir/vendor" -type f | wc -l)
+  [ "$got" = "$COUNT" ] || { echo "storescp got $got of $COUNT through the gateway" >&2; exit 1; }
+  R=$(echo "$t0 $t1 $t2" | awk -v q="$q" '{printf "%.3f %.3f %s", $3 - $1, $2 - $1, q}')
+}
+
+# median of RUNS numbers on stdin (first field decides)
+median() { sort -n | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}'; }
+
+have_orthanc=0
+if [ "${ORTHANC:-1}" != 0 ] && [ -x /usr/sbin/Orthanc ]; then have_orthanc=1; fi
+
+TABLE=$W/gateway-results.md
+{
+  echo "| associations | target | wall (s, median of $RUNS) | instances/s | MB/s | p99 receive→forward | ratio to floor |"
+  echo "|---:|---|---:|---:|---:|---:|---:|"
+} > "$TABLE"
+for c in $CONC; do
+  log "$c association(s)"
+  runs=; for ((r = 0; r < RUNS; r++)); do run_floor "$c"; runs+="$R"$'\n'; done
+  floor=$(printf '%s' "$runs" | median)
+  runs=; for ((r = 0; r < RUNS; r++)); do run_gateway "$c"; runs+="$R"$'\n'; done
+  gw=$(printf '%s' "$runs" | median)
+  read -r gw_s gw_acc gw_p99 <<<"$gw"
+  row() { # name seconds p99
+    awk -v c="$c" -v n="$1" -v s="$2" -v f="$floor" -v cnt="$COUNT" -v mb="$MB" -v p="$3" 'BEGIN {
+      printf "| %s | %s | %.2f | %.0f | %.0f | %s | %.0f%% |\n", c, n, s, cnt / s, mb / s, p, 100 * f / s }'
+  }
+  {
+    row "storescp (floor)" "$floor" "—"
+    row "umbra serve → storescp (accepted)" "$gw_acc" ""
+    row "umbra serve → storescp (forwarded)" "$gw_s" "$gw_p99"
+  } >> "$TABLE"
+  if [ $have_orthanc = 1 ]; then
+    runs=; for ((r = 0; r < RUNS; r++)); do run_orthanc "$c"; [ -n "$R" ] && runs+="$R"$'\n'; done
+    o=$(printf '%s' "$runs" | median)
+    [ -n "$o" ] && row "Orthanc $(/usr/sbin/Orthanc --version 2>/dev/null | head -1 | awk '{print $NF}')" "$o" "—" >> "$TABLE"
+  fi
+  cat "$TABLE" >&2
+done
+{
+  echo
+  echo "$COUNT CT slices 512x512 (ct512, $MB MB), $RUNS runs each, median; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); $(/usr/bin/storescu --version | head -1); $("$UMBRA" --version)"
+} >> "$TABLE"
+cat "$TABLE"
