@@ -800,7 +800,13 @@ fn storescu_to_gateway_to_storescp_equals_umbra_deid() {
     );
     assert!(forwarded(&m) > 0.0);
     let reference = reference(&sent, &key, t);
-    assert_eq!(forwarded(&m), reference.deliveries as f64);
+    let reasons: BTreeSet<String> = g.quarantined().into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        forwarded(&m),
+        reference.deliveries as f64,
+        "the gateway forwarded another number of objects than umbra deid writes; its quarantine \
+         reasons: {reasons:#?}"
+    );
     assert_eq!(quarantined, reference.held_back as f64);
     assert_matches_reference(&g, &m, &vendor_dir, &reference);
 }
