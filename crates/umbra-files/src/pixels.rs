@@ -185,9 +185,16 @@ pub fn clean(
     } else {
         vec![None]
     };
+    // Pixels from a lossy syntax: compression spreads the levels of small text, and the
+    // detector tolerates it (more boxes on texture: fail closed).
+    let params = if lossy_pixels(obj, ts) {
+        cleaner.detect.to_lossy()
+    } else {
+        cleaner.detect.clone()
+    };
     let detect_in = |img: &Image, frame: Option<u32>| match frame {
-        Some(f) => detect::find_text(img, f, &cleaner.detect),
-        None => detect::find_text_all_frames(img, &cleaner.detect),
+        Some(f) => detect::find_text(img, f, &params),
+        None => detect::find_text_all_frames(img, &params),
     };
     let mut detected: Vec<Rect> = Vec::new();
     for &frame in &frames {
@@ -259,6 +266,22 @@ pub fn clean(
         rules: rule_names,
         transfer_syntax: new_ts,
     })
+}
+
+/// Whether the pixels of `obj` (read in `ts`) went through lossy compression: JPEG baseline or
+/// extended, JPEG-LS near-lossless, JPEG 2000 (.91) unless the data set says Lossy Image
+/// Compression 00, or any syntax when it says 01.
+fn lossy_pixels(obj: &FileDicomObject<InMemDicomObject>, ts: &str) -> bool {
+    let said = obj
+        .element(tags::LOSSY_IMAGE_COMPRESSION)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .map(|v| v.trim().to_owned());
+    match ts {
+        codec::JPEG_BASELINE | codec::JPEG_EXTENDED | codec::JPEG_LS_NEAR_LOSSLESS => true,
+        codec::JPEG_2000 => said.as_deref() != Some("00"),
+        _ => said.as_deref() == Some("01"),
+    }
 }
 
 /// Puts `img` (native pixels, as [`decode`] gives them, changed by the caller) back into

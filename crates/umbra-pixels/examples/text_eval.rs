@@ -2,7 +2,9 @@
 //! public ultrasound samples, writing previews with the detected boxes outlined to /tmp.
 //!
 //! `cargo run --release -p umbra-pixels --example text_eval -- [--n 400] [--seed 1] [--pad 2]
-//! [--dump 10] [--only i]` (`--dump k`: also write the first k generated images with a miss or
+//! [--dump 10] [--only i] [--lossy] [--jpeg Q]` (`--lossy`: the detector's parameters for
+//! pixels from a lossy syntax, [`detect::Params::lossy`]; `--jpeg Q`: each generated 8-bit image
+//! is JPEG baseline compressed at quality Q and decoded before detection; `--dump k`: also write the first k generated images with a miss or
 //! a false box to /tmp/text_eval_*.ppm; `--only i`: evaluate and write image i alone).
 
 #[path = "../tests/textgen/mod.rs"]
@@ -167,6 +169,20 @@ fn read_dicom(path: &Path) -> Result<Image, String> {
     codec::decode(&ts, &list, &geometry).map_err(|e| e.to_string())
 }
 
+/// `img` compressed with JPEG baseline at `quality` and decoded (None for 16-bit images: no
+/// lossy encoder for them here).
+fn jpeg_copy(img: &Image, quality: u8) -> Option<Image> {
+    if img.bits_allocated != 8 {
+        return None;
+    }
+    let enc = codec::encode(img, codec::Codec::JpegBaseline { quality }).ok()?;
+    let refs: Vec<&[u8]> = enc.fragments.iter().map(Vec::as_slice).collect();
+    let mut geometry = img.clone();
+    geometry.photometric = enc.photometric;
+    geometry.data = Vec::new();
+    codec::decode(codec::JPEG_BASELINE, &refs, &geometry).ok()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n = arg(&args, "--n", 400);
@@ -180,7 +196,18 @@ fn main() {
     if only.is_some() {
         dump = 1;
     }
-    let mut params = detect::Params::default();
+    // `--lossy`: the detector as it runs on pixels from a lossy syntax; `--jpeg Q`: the
+    // generated 8-bit images are JPEG baseline compressed at quality Q (and decoded) first.
+    let lossy = args.iter().any(|a| a == "--lossy");
+    let jpeg = args
+        .iter()
+        .any(|a| a == "--jpeg")
+        .then(|| arg(&args, "--jpeg", 75) as u8);
+    let mut params = if lossy {
+        detect::Params::lossy()
+    } else {
+        detect::Params::default()
+    };
     // `--set name=value` overrides a detector parameter (for tuning).
     for (i, a) in args.iter().enumerate() {
         if a != "--set" {
@@ -209,6 +236,10 @@ fn main() {
             "max_roughness_flat" => p.max_roughness_flat = f,
             "flat_ring" => p.flat_ring = f,
             "min_modal" => p.min_modal = f,
+            "ink_tol" => p.ink_tol = f as u8,
+            "pure" => p.pure = f,
+            "ink_tol_contrast" => p.ink_tol_contrast = f,
+            "ink_tol_max" => p.ink_tol_max = f as u8,
             "dark_contrast" => p.dark_contrast = f as u8,
             "rule_len" => p.rule_len = f as u16,
             "line_margin" => p.line_margin = f,
@@ -231,7 +262,12 @@ fn main() {
         if only.is_some_and(|o| o != i) {
             continue;
         }
-        let s = textgen::sample(seed, i);
+        let mut s = textgen::sample(seed, i);
+        if let Some(q) = jpeg
+            && let Some(img) = jpeg_copy(&s.img, q)
+        {
+            s.img = img;
+        }
         let st = by_kind.entry(s.kind).or_default();
         let before = (st.boxes_hit, st.boxes, st.empty_area);
         let (found, residual) = textgen::score(&s, &params, pad, st);

@@ -56,11 +56,15 @@
 //!    [`Params::max_roughness_flat`] when the ring of pixels around its box is flat
 //!    ([`Params::flat_ring`]: anti-aliased text on a bar). Components of 10 px or less are too
 //!    coarse for fill and stroke width: only the roughness test applies to them. Its *ink*
-//!    is its most frequent level (give or take two): burned-in glyphs are drawn in one
-//!    colour, so at least [`Params::min_modal`] of a glyph's pixels are at its ink level
-//!    (unless the ring around it is flat: anti-aliased text on a bar), where a cluster of
-//!    speckle spreads over many levels. A component mostly but not only at its ink level
-//!    (below 90%: glyphs with speckle or other ink stuck to them), or one that fails a test
+//!    is its most frequent level (give or take [`Params::ink_tol`], two): burned-in glyphs are
+//!    drawn in one colour, so at least [`Params::min_modal`] of a glyph's pixels are at its
+//!    ink level (unless the ring around it is flat: anti-aliased text on a bar), where a
+//!    cluster of speckle spreads over many levels. On pixels from a lossy syntax
+//!    ([`Params::lossy`], chosen by the caller), compression spreads the levels of small
+//!    anti-aliased glyphs: the tolerance is then [`Params::ink_tol_contrast`] times the
+//!    component's contrast (its ink against the median of the ring around its box), since the
+//!    ringing grows with the height of the edge and speckle clusters are of low contrast. A
+//!    component mostly but not only at its ink level (below [`Params::pure`]: glyphs with speckle or other ink stuck to them), or one that fails a test
 //!    only with what is stuck to it, is taken apart once: its pixels at its ink level are
 //!    labelled again and tested as glyphs (so text over speckle as bright as parts of it
 //!    comes out as its glyphs, with boxes around them and not around the speckle). Dark ink
@@ -138,9 +142,23 @@ pub struct Params {
     pub max_roughness_flat: f32,
     /// See [`Params::max_roughness_flat`].
     pub flat_ring: f32,
-    /// Least share of a component's pixels within two levels of its most frequent level (its
-    /// ink), unless the ring around its box is flat ([`Params::flat_ring`]).
+    /// Least share of a component's pixels within [`Params::ink_tol`] levels of its most
+    /// frequent level (its ink), unless the ring around its box is flat ([`Params::flat_ring`]).
     pub min_modal: f32,
+    /// Levels either side of a component's most frequent level that count as its ink (2:
+    /// burned-in glyphs are one level, speckle is not). Lossy compression spreads the levels
+    /// of small anti-aliased glyphs: see [`Params::lossy`].
+    pub ink_tol: u8,
+    /// Share of a glyph component at its ink level below which it is taken apart all the same
+    /// (the box of the glyph alone, not of the glyph and the speckle stuck to it).
+    pub pure: f32,
+    /// When above 0 (lossy pixels): a component's ink tolerance is this share of its contrast
+    /// (its ink level against the median of the ring around its box), at least
+    /// [`Params::ink_tol`] and at most [`Params::ink_tol_max`]. Compression noise around a
+    /// glyph grows with the height of its edges; a cluster of speckle is of low contrast.
+    pub ink_tol_contrast: f32,
+    /// See [`Params::ink_tol_contrast`].
+    pub ink_tol_max: u8,
     /// Least difference between the median level of the ring around a dark glyph's box and
     /// its ink: dark text is on a light label, not at the floor of speckle.
     pub dark_contrast: u8,
@@ -204,6 +222,10 @@ impl Default for Params {
             max_roughness_flat: 80.0,
             flat_ring: 4.0,
             min_modal: 0.6,
+            ink_tol: 2,
+            pure: 0.9,
+            ink_tol_contrast: 0.0,
+            ink_tol_max: 16,
             dark_contrast: 64,
             rule_len: 64,
             line_margin: 0.5,
@@ -216,6 +238,35 @@ impl Default for Params {
             extend_gap: 6.0,
             flat_diff: 2,
             extreme_max: 0.05,
+        }
+    }
+}
+
+impl Params {
+    /// The default parameters for pixels decoded from a lossy syntax: see [`Params::to_lossy`].
+    pub fn lossy() -> Self {
+        Params::default().to_lossy()
+    }
+
+    /// These parameters for pixels decoded from a lossy syntax (JPEG baseline or extended,
+    /// lossy JPEG 2000, JPEG-LS near-lossless, or Lossy Image Compression 01). Compression
+    /// spreads the levels of small anti-aliased glyphs around their ink, roughens them and the
+    /// background around them, and blurs glyphs of 5 px into 4: the ink tolerance grows with
+    /// each component's contrast ([`Params::ink_tol_contrast`] 0.08, up to
+    /// [`Params::ink_tol_max`]), glyphs may be 4 px high, rougher (30) and their ring less flat
+    /// (8). More boxes on texture than with the lossless parameters: on lossy pixels the
+    /// detector fails closed.
+    pub fn to_lossy(&self) -> Self {
+        Params {
+            ink_tol_contrast: if self.ink_tol_contrast > 0.0 {
+                self.ink_tol_contrast
+            } else {
+                0.08
+            },
+            min_height: self.min_height.min(4),
+            flat_ring: self.flat_ring.max(8.0),
+            max_roughness: self.max_roughness.max(30.0),
+            ..self.clone()
         }
     }
 }
@@ -815,7 +866,7 @@ fn components_at(
         a.starts += len - overlap[i] / 2;
     }
     // Level histograms of the components tall enough to be glyphs: their ink (most frequent
-    // level, give or take [`INK_TOL`]) and how much of them is that ink.
+    // level, give or take [`Params::ink_tol`]) and how much of them is that ink.
     let mut slot: Vec<u32> = vec![u32::MAX; runs.len()];
     let mut roots: Vec<usize> = Vec::new();
     for (root, a) in acc.iter().enumerate() {
@@ -843,10 +894,25 @@ fn components_at(
     // Components of one level are taken as they are; those mostly of one level (glyphs with
     // speckle or other ink stuck to them, or failing a test only because of it) are taken
     // apart: their pixels at their ink level are labelled again.
-    let mut split: Vec<Option<u8>> = vec![None; roots.len()];
+    let mut split: Vec<Option<(u8, u8)>> = vec![None; roots.len()];
     for (k, &root) in roots.iter().enumerate() {
         let a = acc[root].expect("a root");
-        let (ink, modal) = ink_of(&hist[k]);
+        // Lossy pixels: compression spreads a glyph's levels in proportion to its contrast
+        // with what is around it.
+        let tol = if params.ink_tol_contrast > 0.0 {
+            let (ink0, _) = ink_of(&hist[k], usize::from(params.ink_tol));
+            let ring = ring_median(level, w, h, a.x0, a.y0, a.x1, a.y1);
+            let contrast = if pass.dark {
+                ring.saturating_sub(ink0)
+            } else {
+                ink0.saturating_sub(ring)
+            };
+            ((params.ink_tol_contrast * f32::from(contrast)).round() as u8)
+                .clamp(params.ink_tol, params.ink_tol_max.max(params.ink_tol))
+        } else {
+            params.ink_tol
+        };
+        let (ink, modal) = ink_of(&hist[k], usize::from(tol));
         // Dark ink is on something light (a label), not at the floor of speckle.
         if pass.dark
             && ring_median(level, w, h, a.x0, a.y0, a.x1, a.y1)
@@ -858,7 +924,7 @@ fn components_at(
         let glyph = glyph_shape(&a, level, w, h, params)
             && (modal >= params.min_modal
                 || ring_roughness(level, w, h, a.x0, a.y0, a.x1, a.y1) <= params.flat_ring);
-        if glyph && !(apart && modal < PURE) {
+        if glyph && !(apart && modal < params.pure) {
             out.push(Comp {
                 x0: a.x0,
                 y0: a.y0,
@@ -868,19 +934,19 @@ fn components_at(
                 across: a.starts as f32 / (a.x1 - a.x0) as f32,
             });
         } else if apart {
-            split[k] = Some(ink);
+            split[k] = Some((ink, tol));
         }
     }
     if split.iter().any(Option::is_some) {
         let mut sub = vec![0u8; w * h];
         for (i, &(y, x0, x1)) in runs.iter().enumerate() {
             let k = slot[run_root[i] as usize];
-            let Some(ink) = split.get(k as usize).copied().flatten() else {
+            let Some((ink, tol)) = split.get(k as usize).copied().flatten() else {
                 continue;
             };
             let at = y as usize * w;
             for x in x0 as usize..x1 as usize {
-                sub[at + x] = u8::from(usize::from(level[at + x].abs_diff(ink)) <= INK_TOL);
+                sub[at + x] = u8::from(level[at + x].abs_diff(ink) <= tol);
             }
         }
         let again = Pass {
@@ -982,19 +1048,19 @@ fn skip_zeros(row: &[u8], mut x: usize) -> usize {
     x
 }
 
-/// Most frequent level of a histogram (give or take [`INK_TOL`]) and the share of the total
-/// within [`INK_TOL`] of it.
-fn ink_of(hist: &[u32; 256]) -> (u8, f32) {
+/// Most frequent level of a histogram (give or take `tol`) and the share of the total within
+/// `tol` of it.
+fn ink_of(hist: &[u32; 256], tol: usize) -> (u8, f32) {
     let total: u32 = hist.iter().sum();
     let mut best = (0u32, 0usize);
-    let mut window: u32 = hist[..=INK_TOL].iter().sum();
+    let mut window: u32 = hist[..=tol.min(255)].iter().sum();
     for v in 0..256usize {
         if v > 0 {
-            if v + INK_TOL < 256 {
-                window += hist[v + INK_TOL];
+            if v + tol < 256 {
+                window += hist[v + tol];
             }
-            if v > INK_TOL {
-                window -= hist[v - INK_TOL - 1];
+            if v > tol {
+                window -= hist[v - tol - 1];
             }
         }
         if window > best.0 {
@@ -1031,13 +1097,6 @@ fn glyph_shape(a: &Acc, level: &[u8], w: usize, h: usize, params: &Params) -> bo
         && (rough > params.max_roughness_flat
             || ring_roughness(level, w, h, a.x0, a.y0, a.x1, a.y1) > params.flat_ring))
 }
-
-/// Share of a glyph component at its ink level below which it is taken apart all the same
-/// (the box of the glyph alone, not of the glyph and the speckle stuck to it).
-const PURE: f32 = 0.9;
-
-/// Levels either side of a component's ink that count as that ink.
-const INK_TOL: usize = 2;
 
 /// Median level of the ring of pixels just outside the box (x1, y1 exclusive), clipped to the
 /// image (0 when the box is the whole image).
