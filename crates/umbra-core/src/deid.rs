@@ -114,9 +114,6 @@ pub enum Face {
     /// `clean-recognizable-visual-features`): the object is marked Recognizable Visual
     /// Features NO with code 113102.
     Removed,
-    /// The series cannot show a face (e.g. it covers too little of the head): released
-    /// without markers.
-    CannotShow,
 }
 
 /// A de-identified object and the pseudonymous identifiers that name it.
@@ -321,7 +318,7 @@ impl Deidentifier {
                 }));
             }
             if let FaceRisk::Renderable(why) = self.config.face.risk(obj) {
-                if self.config.face.hold_back && face == Face::Unchecked {
+                if self.config.face.hold_back {
                     return Err(HoldBack::held(if defacing {
                         format!("{why}: a face can be rendered and was not removed from its series")
                     } else {

@@ -66,6 +66,25 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> String {
         .unwrap_or_default()
 }
 
+/// Shortest stack (mm) that can show a face: the nose alone is about 50 mm, eyes to chin about
+/// 110 mm.
+pub const MIN_FACE_EXTENT_MM: f64 = 50.0;
+
+/// A value of the Pixel Measures Sequence in the Shared Functional Groups Sequence
+/// (enhanced multi-frame objects keep slice thickness and spacing there).
+fn shared_measure(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
+    let shared = obj
+        .get(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)?
+        .items()?
+        .first()?;
+    let measures = shared
+        .get(tags::PIXEL_MEASURES_SEQUENCE)?
+        .items()?
+        .first()?;
+    let v = measures.get(tag)?.to_str().ok()?;
+    v.split('\\').next()?.trim().parse().ok()
+}
+
 fn number(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
     obj.get(tag)
         .and_then(|e| e.to_str().ok())
@@ -104,7 +123,18 @@ impl FacePolicy {
         }
         let frames = number(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1.0);
         if frames > 1.0 {
-            return FaceRisk::Renderable(format!("a multi-frame {modality} volume of the head"));
+            // one object holds the whole stack: its extent is known
+            let step = [tags::SPACING_BETWEEN_SLICES, tags::SLICE_THICKNESS]
+                .into_iter()
+                .find_map(|t| number(obj, t).or_else(|| shared_measure(obj, t)))
+                .filter(|s| *s > 0.0);
+            return match step.map(|s| s * frames) {
+                Some(mm) if mm < MIN_FACE_EXTENT_MM => FaceRisk::Coarse(format!(
+                    "a multi-frame {modality} of the head stacking {mm:.0} mm (under \
+                     {MIN_FACE_EXTENT_MM:.0} mm): a face cannot be rendered"
+                )),
+                _ => FaceRisk::Renderable(format!("a multi-frame {modality} volume of the head")),
+            };
         }
         let thickness = number(obj, tags::SLICE_THICKNESS);
         if modality == "CT" {

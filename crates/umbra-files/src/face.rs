@@ -1,11 +1,13 @@
 //! Faces in head CT and MR: series → volume, the face removed by `umbra-deface`, the slices'
-//! pixels written back; and, with or without defacing, series too short to show a face.
+//! pixels written back.
 //!
 //! Runs before the per-object trip, over a run's whole input, because a face is a property of
 //! a series, not of one slice. The result is a [`FacePlan`]: for each file of a head series,
-//! whether its face was removed (with its new pixels), cannot be rendered (with the reason),
-//! or must be held back (with the reason). Files not in the plan go the usual way, where the
-//! engine's face policy holds back head images that can show a face.
+//! whether its face was removed (with its new pixels) or it must be held back (with the
+//! reason). Files not in the plan go the usual way, where the engine's face policy holds back
+//! head images that can show a face. A short stack of head slices is not cleared here: whether
+//! a series is complete cannot be known (the rest may come in another run, or through the
+//! gateway one object at a time).
 
 use crate::read::{Input, read_input};
 use dicom_core::Tag;
@@ -19,22 +21,12 @@ use umbra_core::{Deidentifier, FaceRisk, ProfileOption};
 use umbra_deface::{DefaceOptions, Modality, Volume};
 use umbra_pixels::Image;
 
-/// Shortest stretch of head (mm along the slice normal) that can show a face: from the eyes to
-/// the chin is about 110 mm in adults, the nose alone about 50 mm.
-pub const MIN_FACE_EXTENT_MM: f64 = 50.0;
-
-/// Widest gap between neighbouring slices (mm) across which a rendered surface still follows
-/// a face; a stack is measured by its longest run of slices no further apart than this.
-pub const MAX_FACE_GAP_MM: f64 = 6.0;
-
 /// What the face step decided for one file.
 #[derive(Debug, Clone)]
 pub enum FileFace {
     /// The face was removed from its series: these are the slice's new pixels (native, as
     /// `pixels::decode` gives them) with the geometry the data set declares.
     Removed(Arc<(Image, Image)>),
-    /// Its series cannot show a face: why (released, with this note).
-    NotRenderable(String),
     /// Hold it back: why.
     HeldBack(String),
 }
@@ -71,9 +63,6 @@ struct Slice {
     orientation: Option<[f64; 6]>,
     spacing: Option<[f64; 2]>,
     thickness: Option<f64>,
-    /// Spacing Between Slices, at the top level or in the shared functional groups' pixel
-    /// measures (multi-frame).
-    between: Option<f64>,
 }
 
 fn numbers(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
@@ -107,26 +96,8 @@ fn slice_of(path: &Path, obj: &InMemDicomObject, risk: bool) -> Slice {
         spacing: numbers(obj, tags::PIXEL_SPACING)
             .filter(|v| v.len() == 2 && v[0] > 0.0 && v[1] > 0.0)
             .map(|v| [v[0], v[1]]),
-        thickness: numbers(obj, tags::SLICE_THICKNESS)
-            .and_then(|v| v.first().copied())
-            .or_else(|| shared_measure(obj, tags::SLICE_THICKNESS)),
-        between: numbers(obj, tags::SPACING_BETWEEN_SLICES)
-            .and_then(|v| v.first().copied())
-            .or_else(|| shared_measure(obj, tags::SPACING_BETWEEN_SLICES)),
+        thickness: numbers(obj, tags::SLICE_THICKNESS).and_then(|v| v.first().copied()),
     }
-}
-
-/// A value of the Pixel Measures Sequence in the Shared Functional Groups Sequence.
-fn shared_measure(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
-    let shared = obj
-        .get(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)?
-        .items()?
-        .first()?;
-    let measures = shared
-        .get(tags::PIXEL_MEASURES_SEQUENCE)?
-        .items()?
-        .first()?;
-    numbers(measures, tag)?.first().copied()
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
@@ -201,29 +172,6 @@ fn decide(mut slices: Vec<Slice>, defacing: bool) -> Vec<(PathBuf, FileFace)> {
         }
     };
     if slices.iter().any(|s| s.frames > 1) {
-        // one volume per object: its frames' extent, from the spacing the header gives
-        let step = |s: &Slice| match (s.between, s.thickness) {
-            (Some(b), _) if b > 0.0 => Some(b),
-            (_, Some(t)) if t > 0.0 => Some(t),
-            _ => None,
-        };
-        let longest = slices
-            .iter()
-            .map(|s| step(s).map(|d| d * f64::from(s.frames)))
-            .try_fold(0.0f64, |m, e| e.map(|e| m.max(e)));
-        if let Some(mm) = longest.filter(|mm| *mm < MIN_FACE_EXTENT_MM) {
-            return if head {
-                all(
-                    FileFace::NotRenderable(format!(
-                        "its frames stack {mm:.0} mm of the head (under \
-                         {MIN_FACE_EXTENT_MM:.0} mm): a face cannot be rendered"
-                    )),
-                    &slices,
-                )
-            } else {
-                Vec::new()
-            };
-        }
         return fail(
             "a multi-frame head volume: its face cannot be removed by this build (enhanced \
              multi-frame is not supported yet)"
@@ -235,21 +183,6 @@ fn decide(mut slices: Vec<Slice>, defacing: bool) -> Vec<(PathBuf, FileFace)> {
         Ok(g) => g,
         Err(why) => return fail(why, &slices),
     };
-    if geometry.run_mm < MIN_FACE_EXTENT_MM {
-        return if head {
-            all(
-                FileFace::NotRenderable(format!(
-                    "its series stacks {:.0} mm of the head at most (under \
-                     {MIN_FACE_EXTENT_MM:.0} mm with gaps of at most {MAX_FACE_GAP_MM:.0} mm): a \
-                     face cannot be rendered",
-                    geometry.run_mm
-                )),
-                &slices,
-            )
-        } else {
-            Vec::new()
-        };
-    }
     if !defacing {
         // the engine holds the slices back by its policy
         return Vec::new();
@@ -273,9 +206,6 @@ fn decide(mut slices: Vec<Slice>, defacing: bool) -> Vec<(PathBuf, FileFace)> {
 
 /// A sorted stack of parallel slices.
 struct Geometry {
-    /// The longest run of slices with gaps of at most [`MAX_FACE_GAP_MM`], along the normal,
-    /// plus one thickness.
-    run_mm: f64,
     /// Distance between neighbouring slices.
     step_mm: f64,
     normal: [f64; 3],
@@ -309,7 +239,6 @@ fn stack(slices: &mut [Slice]) -> Result<Geometry, String> {
     slices.sort_by(|a, b| at(a).total_cmp(&at(b)));
     if slices.len() == 1 {
         return Ok(Geometry {
-            run_mm: thickness,
             step_mm: thickness,
             normal,
         });
@@ -333,16 +262,9 @@ fn stack(slices: &mut [Slice]) -> Result<Geometry, String> {
         steps.push(along);
     }
     let mean = steps.iter().sum::<f64>() / steps.len() as f64;
-    let (mut run, mut longest) = (0.0f64, 0.0f64);
-    for s in &steps {
-        run = if *s <= MAX_FACE_GAP_MM { run + s } else { 0.0 };
-        longest = longest.max(run);
-    }
-    let run_mm = longest + thickness.min(MAX_FACE_GAP_MM);
     // uneven spacing (over 10% from the mean): a stack, but not a regular grid
     let even = steps.iter().all(|s| (s - mean).abs() <= 0.1 * mean);
     Ok(Geometry {
-        run_mm,
         step_mm: if even { mean } else { f64::NAN },
         normal,
     })

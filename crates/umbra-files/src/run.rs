@@ -371,9 +371,8 @@ pub fn deidentify_file_with(
     face: Option<&FileFace>,
 ) -> Result<Produced, Refused> {
     let refuse = |outcome, reason: String| Refused { outcome, reason };
-    let (face_state, mut note) = match face {
+    let (face_state, mut note): (Face, Option<String>) = match face {
         Some(FileFace::HeldBack(why)) => return Err(refuse(Outcome::HeldBack, why.clone())),
-        Some(FileFace::NotRenderable(why)) => (Face::CannotShow, Some(why.clone())),
         Some(FileFace::Removed(_)) => (Face::Removed, None),
         None => (Face::Unchecked, None),
     };

@@ -148,6 +148,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // colour only for a terminal: logs kept in files stay plain text
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("UMBRA_LOG")
                 .unwrap_or_else(|_| default_filter.into()),
