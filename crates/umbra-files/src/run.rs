@@ -546,6 +546,16 @@ fn write_object(
     if let Some(raw) = raw_pixels {
         raw.copy_to(file).map_err(Step::Io)?;
     }
+    // PS3.5 A.5: a deflated data set of odd length takes one zero byte of padding (the meta
+    // group before it is always of even length, so the file's length tells)
+    const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+    if obj.meta().transfer_syntax().trim_end_matches('\0') == DEFLATED {
+        let len = file.metadata().map_err(Step::Io)?.len();
+        if len % 2 == 1 {
+            let mut f = file;
+            f.write_all(&[0]).map_err(Step::Io)?;
+        }
+    }
     Ok(())
 }
 

@@ -339,6 +339,11 @@ fn umbra_output_scores_perfect() {
         write,
         "exactly the files to write were written"
     );
+    // every data set has an even length (PS3.5 7.1); a deflated one is padded with a zero byte
+    // (A.5): the corpus's deflated objects include odd-length streams
+    for (rel, bytes) in tree(&out) {
+        assert_eq!(bytes.len() % 2, 0, "{}", rel.display());
+    }
 }
 
 #[test]
