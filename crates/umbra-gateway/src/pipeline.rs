@@ -380,7 +380,7 @@ fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender)
             Err(e) => return e,
         };
         let to = path.join(&produced.rel);
-        return match write_produced(&produced, &to) {
+        return match write_produced(&produced, &to, true) {
             Ok(()) => Ended::Delivered,
             Err(e) => Ended::Retry(format!("cannot write to the folder: {e}")),
         };
@@ -391,7 +391,7 @@ fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender)
             Ok(p) => p,
             Err(e) => return e,
         };
-        if let Err(e) = write_produced(&produced, &out) {
+        if let Err(e) = write_produced(&produced, &out, false) {
             return Ended::Retry(format!("cannot write to the spool: {e}"));
         }
     }
@@ -419,23 +419,32 @@ fn produce(dest: &Destination, input: &Path) -> Result<umbra_files::Produced, En
     })
 }
 
-/// Writes a produced object to `to` whole: temporary file beside it, fsync, rename, folder
-/// fsync.
-fn write_produced(p: &umbra_files::Produced, to: &Path) -> Result<(), String> {
+/// Writes a produced object to `to` whole: temporary file beside it, rename; with `durable`
+/// (a delivery to a folder) fsync of the file before the rename and of the folder after it.
+/// Copies waiting in `SPOOL/out/` are not synced: they can be made again, byte for byte, and
+/// the spool clears them at start, so a power loss can never send a torn one.
+fn write_produced(p: &umbra_files::Produced, to: &Path, durable: bool) -> Result<(), String> {
     let dir = to.parent().ok_or("no folder")?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let tmp = to.with_extension("dcm.part");
     let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let r = p
-        .write_to(&file)
-        .and_then(|_| file.sync_all().map_err(|e| e.to_string()));
+    let r = p.write_to(&file).and_then(|_| {
+        if durable {
+            file.sync_all().map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        }
+    });
     drop(file);
     if let Err(e) = r {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
     std::fs::rename(&tmp, to).map_err(|e| e.to_string())?;
-    sync_dir(dir).map_err(|e| e.to_string())
+    if durable {
+        sync_dir(dir).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Removes received objects whose every job ended longer ago than the retention time.

@@ -3,7 +3,8 @@
 //! ```text
 //! SPOOL/incoming/ID.part     being received (removed if the sender breaks off)
 //! SPOOL/objects/ID.dcm       received, fsync'ed, renamed: from here nothing is lost
-//! SPOOL/out/DEST/ID.dcm      the de-identified copy for DEST, waiting to be forwarded
+//! SPOOL/out/DEST/ID.dcm      the de-identified copy for DEST, waiting to be forwarded (not
+//!                            synced: cleared at start and made again)
 //! SPOOL/quarantine/DEST/ID.dcm + ID.reason   objects DEST will not get, with the reason
 //! SPOOL/keys/DEST.key        keys made on first start for destinations without key_file
 //! SPOOL/queue.sqlite         the job queue (see queue.rs)
@@ -63,6 +64,16 @@ impl Spool {
             let e = e?;
             if e.file_name().to_string_lossy().ends_with(".part") {
                 std::fs::remove_file(e.path())?;
+            }
+        }
+        // de-identified copies waiting to go are written without fsync (they can be made
+        // again, byte for byte): after a crash one may be torn, so all are made again
+        for dest in std::fs::read_dir(root.join("out"))? {
+            let dest = dest?.path();
+            if dest.is_dir() {
+                for e in std::fs::read_dir(&dest)? {
+                    std::fs::remove_file(e?.path())?;
+                }
             }
         }
         Ok(Spool {
