@@ -7,7 +7,8 @@
 # Usage: bench/gateway.sh [N_SLICES]   (default 400, about 200 MB)
 # Env:   CONC (default "1 4 8": concurrent associations), RUNS (default 3: the median run is
 #        reported), UMBRA (default target/release/umbra; it never builds), OUT (default
-#        bench/work; /dev/shm/... takes the disk out), ORTHANC=0 skips Orthanc, PERF=1 records
+#        bench/work; /dev/shm/... takes the disk out), ORTHANC=0 skips Orthanc, WORKERS=N sets
+#        the gateway's workers (default: the CPU count), PERF=1 records
 #        the gateway with perf (OUT/gateway-cN.perf.data).
 # The destination takes the Basic Profile without options (with clean-descriptors the ct512
 # slices are held back: their Patient Comments carry the address).
@@ -131,6 +132,7 @@ run_gateway() {
   vport=$(free_port); DIMSE=$(free_port); HTTP=$(free_port)
   cat > "$dir/gateway.toml" <<EOF
 spool = "$dir/spool"
+${WORKERS:+workers = $WORKERS}
 [dimse]
 listen = "127.0.0.1:$DIMSE"
 ae_title = "UMBRA"
