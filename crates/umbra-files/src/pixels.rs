@@ -10,7 +10,8 @@
 //! image is not compressed lossily a second time (it says Lossy Image Compression 01, and
 //! grows). What decodes is [`codec::can_decode`]'s answer (JPEG 2000 with umbra-pixels'
 //! default feature `jpeg2000`; JPEG-LS and 12-bit JPEG always); what cannot be decoded is held
-//! back with that reason. Everything that cannot be done right is an error, and the caller
+//! back with that reason. Palette colour is cleaned in its indices: text is found in the
+//! colours the palette gives and filled with its darkest entry. Everything that cannot be done right is an error, and the caller
 //! holds the object back: an object marked for cleaning is never written with its pixels
 //! unexamined.
 
@@ -150,6 +151,23 @@ pub fn clean(
     identifiers: &[(&'static str, String)],
 ) -> Result<Cleaned, String> {
     let (mut img, geometry) = decode(obj, raw, ts)?;
+    // Palette colour: text is found in the colours the palette gives, and filled in the
+    // indices with the palette's darkest entry, so the image stays palette colour.
+    let palette = match img.photometric {
+        Photometric::PaletteColor => Some(Palette::read(obj)?),
+        _ => None,
+    };
+    let mut view = palette.as_ref().map(|p| p.to_rgb(&img));
+    let palette_black = palette.as_ref().map(|p| vec![p.darkest()]);
+    let fill = |img: &mut Image, view: &mut Option<Image>, frame, rects: &[Rect]| {
+        match &palette_black {
+            Some(b) => redact::fill_with(img, frame, rects, cleaner.padding, b),
+            None => redact::fill(img, frame, rects, cleaner.padding),
+        }
+        if let Some(v) = view.as_mut() {
+            redact::fill(v, frame, rects, cleaner.padding);
+        }
+    };
 
     // Regions: known ones by rule, then what the detector finds.
     let meta = obj.meta().clone();
@@ -199,14 +217,14 @@ pub fn clean(
     let mut detected: Vec<Rect> = Vec::new();
     for &frame in &frames {
         let mut found = if cleaner.detect_text {
-            detect_in(&img, frame)
+            detect_in(view.as_ref().unwrap_or(&img), frame)
         } else {
             Vec::new()
         };
         detected.extend(found.iter().copied());
         found.extend(rule_boxes.iter().copied());
         let found = redact::union(&found);
-        redact::fill(&mut img, frame, &found, cleaner.padding);
+        fill(&mut img, &mut view, frame, &found);
         filled.extend(found);
     }
     if cleaner.detect_text && !detected.is_empty() {
@@ -219,7 +237,7 @@ pub fn clean(
             .map(|b| neighbourhood(b, img.rows, img.columns))
             .collect();
         for area in redact::union(&around) {
-            let part = crop(&img, area);
+            let part = crop(view.as_ref().unwrap_or(&img), area);
             for &frame in &frames {
                 let more: Vec<Rect> = detect_in(&part, frame)
                     .into_iter()
@@ -230,7 +248,7 @@ pub fn clean(
                     })
                     .filter(|b| !inside_any(b, &padded))
                     .collect();
-                redact::fill(&mut img, frame, &more, cleaner.padding);
+                fill(&mut img, &mut view, frame, &more);
                 filled.extend(more);
             }
         }
@@ -241,7 +259,7 @@ pub fn clean(
             .collect();
         if let Some(b) = frames
             .iter()
-            .flat_map(|&f| detect_in(&img, f))
+            .flat_map(|&f| detect_in(view.as_ref().unwrap_or(&img), f))
             .find(|b| !inside_any(b, &padded))
         {
             return Err(format!(
@@ -253,7 +271,7 @@ pub fn clean(
     let boxes = redact::union(&filled).len();
 
     if let Some(program) = &cleaner.ocr {
-        if let Some(kind) = ocr_finds(program, &img, identifiers)? {
+        if let Some(kind) = ocr_finds(program, view.as_ref().unwrap_or(&img), identifiers)? {
             return Err(format!(
                 "OCR (tesseract) still reads the {kind} in the cleaned pixels"
             ));
@@ -396,6 +414,10 @@ pub fn decode(
         ));
     }
     let geometry = geometry(obj, ts)?;
+    if geometry.photometric == Photometric::PaletteColor {
+        // cleaning needs the tables: refused here when they cannot be read
+        Palette::read(obj)?;
+    }
     let value = match raw {
         Some(r) => {
             let bytes = r
@@ -455,6 +477,10 @@ pub fn residual_text(
     params: &detect::Params,
 ) -> Result<Vec<Rect>, String> {
     let (img, _) = decode(obj, raw, ts)?;
+    let img = match img.photometric {
+        Photometric::PaletteColor => Palette::read(obj)?.to_rgb(&img),
+        _ => img,
+    };
     Ok(detect::find_text_all_frames(&img, params))
 }
 
@@ -633,15 +659,14 @@ fn geometry(obj: &InMemDicomObject, ts: &str) -> Result<Image, String> {
         .and_then(|e| e.to_str().ok())
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
-    // Palette colour would need its lookup tables both to find text and to know which index is
-    // black: not done yet, so such images stay held back.
+    // (palette colour: the indices are cleaned; see `Palette`)
     let j2k = [codec::JPEG_2000_LOSSLESS, codec::JPEG_2000].contains(&ts);
     let parsed = match photometric.as_str() {
         "YBR_ICT" | "YBR_RCT" if j2k => Some(Photometric::Rgb),
         other => Photometric::parse(other),
     };
     let photometric = parsed
-        .filter(|p| *p != Photometric::PaletteColor)
+        .filter(|p| *p != Photometric::PaletteColor || samples == 1)
         .ok_or_else(|| {
             format!("Photometric Interpretation {photometric:?} cannot be cleaned by this build")
         })?;
@@ -836,4 +861,124 @@ fn encapsulated(img: &Image, codec: Codec) -> Result<DataElement<InMemDicomObjec
         VR::OB,
         PixelFragmentSequence::new(Vec::<u32>::new(), enc.fragments),
     ))
+}
+
+/// A palette colour image's lookup tables, as 8-bit RGB per index.
+struct Palette {
+    /// The first index the tables map (values below it take the first entry).
+    first: i64,
+    /// One colour per entry.
+    colours: Vec<[u8; 3]>,
+}
+
+impl Palette {
+    /// Reads the red, green and blue Palette Color Lookup Tables (descriptor and data).
+    /// Segmented palettes are refused.
+    fn read(obj: &InMemDicomObject) -> Result<Palette, String> {
+        if obj.get(Tag(0x0028, 0x1221)).is_some() {
+            return Err("a segmented palette cannot be cleaned by this build".into());
+        }
+        let mut channels: Vec<Vec<u8>> = Vec::new();
+        let mut first = 0i64;
+        for (descriptor, data) in [
+            (Tag(0x0028, 0x1101), Tag(0x0028, 0x1201)),
+            (Tag(0x0028, 0x1102), Tag(0x0028, 0x1202)),
+            (Tag(0x0028, 0x1103), Tag(0x0028, 0x1203)),
+        ] {
+            let d = obj
+                .element(descriptor)
+                .map_err(|_| "palette colour without its lookup table descriptors".to_string())?;
+            let v: Vec<i64> = d
+                .to_multi_int::<i32>()
+                .map_err(|_| "a palette descriptor that is not three numbers".to_string())?
+                .into_iter()
+                .map(i64::from)
+                .collect();
+            let [entries, f, bits] = v[..] else {
+                return Err("a palette descriptor that is not three numbers".into());
+            };
+            // 0 entries means 65536; the first mapped value is unsigned when read as negative
+            let entries = if entries == 0 {
+                65536
+            } else {
+                entries & 0xFFFF
+            } as usize;
+            first = f & 0xFFFF;
+            let bytes = obj
+                .element(data)
+                .map_err(|_| "palette colour without its lookup table data".to_string())?
+                .to_bytes()
+                .map_err(|_| "palette lookup table data cannot be read".to_string())?;
+            let wide = bits > 8 || bytes.len() >= 2 * entries;
+            let mut values = Vec::with_capacity(entries);
+            for i in 0..entries {
+                let v = if wide {
+                    let b = bytes
+                        .get(2 * i..2 * i + 2)
+                        .ok_or("palette lookup table data is shorter than its descriptor")?;
+                    let w = u16::from_le_bytes([b[0], b[1]]);
+                    if bits > 8 { (w >> 8) as u8 } else { w as u8 }
+                } else {
+                    *bytes
+                        .get(i)
+                        .ok_or("palette lookup table data is shorter than its descriptor")?
+                };
+                values.push(v);
+            }
+            channels.push(values);
+        }
+        let n = channels.iter().map(Vec::len).min().unwrap_or(0);
+        if n == 0 {
+            return Err("an empty palette".into());
+        }
+        let colours = (0..n)
+            .map(|i| [channels[0][i], channels[1][i], channels[2][i]])
+            .collect();
+        Ok(Palette { first, colours })
+    }
+
+    /// The colour of index value `v`.
+    fn colour(&self, v: u32) -> [u8; 3] {
+        let i = (i64::from(v) - self.first).clamp(0, self.colours.len() as i64 - 1) as usize;
+        self.colours[i]
+    }
+
+    /// The index value whose colour is darkest.
+    fn darkest(&self) -> u32 {
+        let luma =
+            |c: &[u8; 3]| 299 * u32::from(c[0]) + 587 * u32::from(c[1]) + 114 * u32::from(c[2]);
+        let i = (0..self.colours.len())
+            .min_by_key(|&i| luma(&self.colours[i]))
+            .unwrap_or(0);
+        (self.first + i as i64) as u32
+    }
+
+    /// The image as 8-bit RGB through the palette.
+    fn to_rgb(&self, img: &Image) -> Image {
+        let mut out = Image::new(
+            img.rows,
+            img.columns,
+            3,
+            8,
+            8,
+            false,
+            Photometric::Rgb,
+            img.frames,
+        );
+        let n = usize::from(img.rows) * usize::from(img.columns);
+        for f in 0..img.frames {
+            for i in 0..n {
+                let (row, col) = (
+                    (i / usize::from(img.columns)) as u16,
+                    (i % usize::from(img.columns)) as u16,
+                );
+                let c = self.colour(img.get(f, row, col, 0));
+                let at = (f as usize * n + i) * 3;
+                if let Some(px) = out.data.get_mut(at..at + 3) {
+                    px.copy_from_slice(&c);
+                }
+            }
+        }
+        out
+    }
 }

@@ -57,14 +57,23 @@ pub fn pad(r: Rect, padding: u16) -> Rect {
 /// with the photometric's black ([`black`]), in `frame` or (`None`) every frame. A frame
 /// outside the image, or data shorter than the geometry, fills nothing there.
 pub fn fill(img: &mut Image, frame: Option<u32>, rects: &[Rect], padding: u16) {
+    let black = black(img);
+    fill_with(img, frame, rects, padding, &black);
+}
+
+/// [`fill`] with a given pixel value (one value per sample), e.g. the palette index whose
+/// colour is darkest in a `PALETTE COLOR` image.
+pub fn fill_with(img: &mut Image, frame: Option<u32>, rects: &[Rect], padding: u16, black: &[u32]) {
     let frames = match frame {
         Some(f) if f < img.frames => f..f + 1,
         Some(_) => return,
         None => 0..img.frames,
     };
-    let black = black(img);
     let bps = img.bytes_per_sample();
     let spp = usize::from(img.samples);
+    if black.len() != spp {
+        return;
+    }
     // One pixel's bytes, little endian.
     let pixel: Vec<u8> = black
         .iter()
