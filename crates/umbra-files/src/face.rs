@@ -56,6 +56,8 @@ impl FacePlan {
 #[derive(Debug, Clone)]
 struct Slice {
     path: PathBuf,
+    /// The frame of a multi-frame object this slice is (0 for single-frame objects).
+    frame: u32,
     risk: bool,
     modality: String,
     frames: u32,
@@ -82,6 +84,7 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> String {
 fn slice_of(path: &Path, obj: &InMemDicomObject, risk: bool) -> Slice {
     Slice {
         path: path.to_path_buf(),
+        frame: 0,
         risk,
         modality: text(obj, tags::MODALITY),
         frames: numbers(obj, tags::NUMBER_OF_FRAMES)
@@ -172,12 +175,30 @@ fn decide(mut slices: Vec<Slice>, defacing: bool) -> Vec<(PathBuf, FileFace)> {
         }
     };
     if slices.iter().any(|s| s.frames > 1) {
-        return fail(
-            "a multi-frame head volume: its face cannot be removed by this build (enhanced \
-             multi-frame is not supported yet)"
-                .into(),
-            &slices,
-        );
+        if !defacing {
+            return Vec::new();
+        }
+        // one object per volume: its frames are the slices
+        let [one] = &slices[..] else {
+            return fail(
+                "a series of several multi-frame objects: its face cannot be removed by this \
+                 build"
+                    .into(),
+                &slices,
+            );
+        };
+        return match deface_multiframe(one) {
+            Ok(img) => vec![(one.path.clone(), FileFace::Removed(Arc::new(img)))],
+            Err(Declined::NoFace(why)) if head => all(
+                FileFace::HeldBack(format!(
+                    "the header names the head but no face was found in the volume ({why}): \
+                     held back"
+                )),
+                &slices,
+            ),
+            Err(Declined::NoFace(_)) => Vec::new(),
+            Err(Declined::Error(why)) => fail(why, &slices),
+        };
     }
     let geometry = match stack(&mut slices) {
         Ok(g) => g,
@@ -334,6 +355,125 @@ fn decode_slice(path: &Path) -> Result<Decoded, String> {
 /// Builds the volume, removes the face, and gives each slice its new pixels (in `slices`'
 /// sorted order).
 fn deface_series(slices: &[Slice], g: &Geometry) -> Result<Vec<(Image, Image)>, Declined> {
+    let decoded: Vec<Decoded> = slices
+        .iter()
+        .map(|s| decode_slice(&s.path))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Declined::Error(format!("a slice cannot be decoded: {e}")))?;
+    deface_decoded(slices, g, decoded)
+}
+
+/// A value of a functional group: in frame `k`'s item of the Per-frame Functional Groups
+/// Sequence, else in the Shared Functional Groups Sequence; `group` is the functional group's
+/// sequence (e.g. Plane Position Sequence), `tag` the attribute inside its first item.
+fn functional(obj: &InMemDicomObject, k: usize, group: Tag, tag: Tag) -> Option<Vec<f64>> {
+    let within = |item: &InMemDicomObject| -> Option<Vec<f64>> {
+        let g = item.get(group)?.items()?.first()?;
+        numbers(g, tag)
+    };
+    let per_frame = obj
+        .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .and_then(|e| e.items())
+        .and_then(|items| items.get(k))
+        .and_then(within);
+    per_frame.or_else(|| {
+        obj.get(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)
+            .and_then(|e| e.items())
+            .and_then(|items| items.first())
+            .and_then(within)
+    })
+}
+
+/// An enhanced (multi-frame) CT or MR volume: its frames are the slices, placed by their
+/// functional groups; the face is removed and the frames written back in their own order.
+fn deface_multiframe(one: &Slice) -> Result<(Image, Image), Declined> {
+    let err = |e: String| Declined::Error(e);
+    let Input {
+        object,
+        transfer_syntax,
+        raw_pixel_data,
+    } = read_input(&one.path).map_err(|e| err(e.to_string()))?;
+    let (image, geometry) =
+        crate::pixels::decode(&object, raw_pixel_data.as_ref(), &transfer_syntax).map_err(err)?;
+    if image.samples != 1 {
+        return Err(err("a colour CT or MR volume".into()));
+    }
+    let n = image.frames as usize;
+    let mut frames = Vec::with_capacity(n);
+    let mut decoded = Vec::with_capacity(n);
+    let flen = image.frame_len();
+    for k in 0..n {
+        let f = |group, tag| functional(&object, k, group, tag);
+        let mut s = one.clone();
+        s.frame = k as u32;
+        s.frames = 1;
+        s.position = f(tags::PLANE_POSITION_SEQUENCE, tags::IMAGE_POSITION_PATIENT)
+            .filter(|v| v.len() == 3)
+            .map(|v| [v[0], v[1], v[2]]);
+        s.orientation = f(
+            tags::PLANE_ORIENTATION_SEQUENCE,
+            tags::IMAGE_ORIENTATION_PATIENT,
+        )
+        .filter(|v| v.len() == 6)
+        .map(|v| [v[0], v[1], v[2], v[3], v[4], v[5]]);
+        s.spacing = f(tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING)
+            .filter(|v| v.len() == 2 && v[0] > 0.0 && v[1] > 0.0)
+            .map(|v| [v[0], v[1]]);
+        s.thickness = f(tags::PIXEL_MEASURES_SEQUENCE, tags::SLICE_THICKNESS)
+            .and_then(|v| v.first().copied());
+        let rescale = |tag| {
+            f(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, tag)
+                .or_else(|| numbers(&object, tag))
+                .and_then(|v| v.first().copied())
+        };
+        let mut frame = image.clone();
+        frame.frames = 1;
+        frame.data = image.data[k * flen..(k + 1) * flen].to_vec();
+        let mut g1 = geometry.clone();
+        g1.frames = 1;
+        g1.data = Vec::new();
+        decoded.push(Decoded {
+            geometry: g1,
+            image: frame,
+            slope: rescale(tags::RESCALE_SLOPE)
+                .filter(|s| *s != 0.0)
+                .unwrap_or(1.0),
+            intercept: rescale(tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+        });
+        frames.push(s);
+    }
+    // sort the frames along their normal, keeping each frame's pixels with it
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut sorted: Vec<Slice> = frames.clone();
+    let g = stack(&mut sorted).map_err(err)?;
+    for (i, s) in sorted.iter().enumerate() {
+        order[i] = s.frame as usize;
+    }
+    let mut by_frame: Vec<Option<Decoded>> = decoded.into_iter().map(Some).collect();
+    let in_order: Vec<Decoded> = order
+        .iter()
+        .map(|&k| {
+            by_frame[k]
+                .take()
+                .ok_or_else(|| err("a frame twice".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    let done = deface_decoded(&sorted, &g, in_order)?;
+    let mut out = image;
+    for (i, (img, _)) in done.into_iter().enumerate() {
+        let k = order[i];
+        out.data[k * flen..(k + 1) * flen].copy_from_slice(&img.data[..flen]);
+    }
+    Ok((out, geometry))
+}
+
+/// Builds the volume from decoded slices (in `slices`' sorted order), removes the face, and
+/// gives each slice its new pixels.
+fn deface_decoded(
+    slices: &[Slice],
+    g: &Geometry,
+    decoded: Vec<Decoded>,
+) -> Result<Vec<(Image, Image)>, Declined> {
     if !g.step_mm.is_finite() {
         return Err(Declined::Error(
             "uneven slice spacing: its face cannot be removed by this build".into(),
@@ -344,11 +484,6 @@ fn deface_series(slices: &[Slice], g: &Geometry) -> Result<Vec<(Image, Image)>, 
         "MR" => Modality::Mr,
         other => return Err(Declined::Error(format!("modality {other}"))),
     };
-    let decoded: Vec<Decoded> = slices
-        .iter()
-        .map(|s| decode_slice(&s.path))
-        .collect::<Result<_, _>>()
-        .map_err(|e| Declined::Error(format!("a slice cannot be decoded: {e}")))?;
     let (rows, cols) = (decoded[0].image.rows, decoded[0].image.columns);
     if decoded
         .iter()

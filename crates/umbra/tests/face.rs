@@ -222,6 +222,45 @@ fn head_series_are_held_back_or_defaced_and_other_series_pass_untouched() {
             "{series}: {changed} of {voxels} voxels changed"
         );
     }
+    // the enhanced (multi-frame) MR, frames stored in reverse order of position: placed by its
+    // functional groups, defaced as one volume, written back frame for frame
+    let input = files(&corpus.join("S001/mr-enhanced")).remove(0);
+    let original = open_file(&input).unwrap();
+    let copy = open_file(&by_input[input.to_str().unwrap()]).unwrap();
+    assert_eq!(text(&copy, tags::RECOGNIZABLE_VISUAL_FEATURES), "NO");
+    assert_eq!(
+        text(&copy, tags::NUMBER_OF_FRAMES),
+        text(&original, tags::NUMBER_OF_FRAMES)
+    );
+    let (a, b) = (pixels(&original), pixels(&copy));
+    assert_eq!(a.len(), b.len());
+    let truth = |name: &str| {
+        let f = synth.join(format!("truth/S001/mr-enhanced-{name}.nii.gz"));
+        umbra_deface::nifti::read(&std::fs::read(f).unwrap()).unwrap()
+    };
+    let (face, brain) = (truth("face"), truth("brain"));
+    let nz = face.dims()[2];
+    let plane = a.len() / nz;
+    let (mut face_total, mut face_changed, mut brain_changed) = (0, 0, 0);
+    for f in 0..nz {
+        let k = nz - 1 - f; // frame f shows slice k
+        for i in 0..plane {
+            let differs = a[f * plane + i] != b[f * plane + i];
+            if brain.voxels()[k * plane + i] > 0.5 {
+                brain_changed += usize::from(differs);
+            }
+            if face.voxels()[k * plane + i] > 0.5 {
+                face_total += 1;
+                face_changed += usize::from(differs);
+            }
+        }
+    }
+    assert_eq!(brain_changed, 0, "enhanced MR: brain voxels changed");
+    assert!(
+        face_changed as f64 >= 0.95 * face_total as f64 && face_total > 500,
+        "enhanced MR: {face_changed} of {face_total} face voxels removed"
+    );
+
     // every output reads back with dcmtk too, when it is installed
     if std::process::Command::new("dcmdump")
         .arg("--version")
