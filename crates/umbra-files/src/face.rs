@@ -115,14 +115,18 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
-/// Decides, for every CT and MR series of the head among `files` (and, under
-/// `clean-recognizable-visual-features`, every CT and MR series long enough to show a head),
-/// what happens to its face.
+/// Under `clean-recognizable-visual-features`, decides for every CT and MR series among
+/// `files` what happens to its face; without the option, nothing (an empty plan).
 pub fn plan(files: &[PathBuf], engine: &Deidentifier) -> FacePlan {
     let defacing = engine
         .config()
         .options
         .contains(ProfileOption::CleanRecognizableVisualFeatures);
+    if !defacing {
+        // without the option the engine's header rule decides alone, object by object: no
+        // second pass over the inputs
+        return FacePlan::default();
+    }
     let policy = &engine.config().face;
     // headers, in parallel: which files belong to which series, and which are at risk
     let slices: Vec<(String, Slice)> = files
@@ -132,8 +136,7 @@ pub fn plan(files: &[PathBuf], engine: &Deidentifier) -> FacePlan {
             let risk = matches!(policy.risk(&object), FaceRisk::Renderable(_));
             let modality = text(&object, tags::MODALITY);
             let candidate = risk
-                || (defacing
-                    && (modality == "CT" || modality == "MR")
+                || ((modality == "CT" || modality == "MR")
                     && object.get(tags::PIXEL_DATA).is_some());
             if !candidate {
                 return None;
@@ -153,7 +156,7 @@ pub fn plan(files: &[PathBuf], engine: &Deidentifier) -> FacePlan {
     }
     let decisions: Vec<Vec<(PathBuf, FileFace)>> = series
         .into_par_iter()
-        .map(|(_, slices)| decide(slices, defacing))
+        .map(|(_, slices)| decide(slices))
         .collect();
     FacePlan {
         files: decisions.into_iter().flatten().collect(),
@@ -161,7 +164,7 @@ pub fn plan(files: &[PathBuf], engine: &Deidentifier) -> FacePlan {
 }
 
 /// The decision for one series.
-fn decide(mut slices: Vec<Slice>, defacing: bool) -> Vec<(PathBuf, FileFace)> {
+fn decide(mut slices: Vec<Slice>) -> Vec<(PathBuf, FileFace)> {
     let head = slices.iter().any(|s| s.risk);
     let all = |f: FileFace, slices: &[Slice]| -> Vec<(PathBuf, FileFace)> {
         slices.iter().map(|s| (s.path.clone(), f.clone())).collect()
@@ -175,9 +178,6 @@ fn decide(mut slices: Vec<Slice>, defacing: bool) -> Vec<(PathBuf, FileFace)> {
         }
     };
     if slices.iter().any(|s| s.frames > 1) {
-        if !defacing {
-            return Vec::new();
-        }
         // one object per volume: its frames are the slices
         let [one] = &slices[..] else {
             return fail(
@@ -204,10 +204,6 @@ fn decide(mut slices: Vec<Slice>, defacing: bool) -> Vec<(PathBuf, FileFace)> {
         Ok(g) => g,
         Err(why) => return fail(why, &slices),
     };
-    if !defacing {
-        // the engine holds the slices back by its policy
-        return Vec::new();
-    }
     match deface_series(&slices, &geometry) {
         Ok(images) => slices
             .iter()
