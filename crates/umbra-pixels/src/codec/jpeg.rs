@@ -48,16 +48,7 @@ pub(super) fn frame_header(data: &[u8]) -> Result<FrameHeader, CodecError> {
             }
             _ => {}
         }
-        let Some(len) = data
-            .get(i..i + 2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-        else {
-            return Err(invalid("truncated marker segment"));
-        };
-        if len < 2 || i + len > data.len() {
-            return Err(invalid("marker segment runs past the end"));
-        }
-        let body = &data[i + 2..i + len];
+        let (body, next) = super::marker_segment(data, i, &invalid)?;
         if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
             if body.len() < 6 {
                 return Err(invalid("short frame header"));
@@ -71,7 +62,7 @@ pub(super) fn frame_header(data: &[u8]) -> Result<FrameHeader, CodecError> {
                 components,
             });
         }
-        i += len;
+        i = next;
     }
 }
 

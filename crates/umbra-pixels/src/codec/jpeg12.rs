@@ -375,17 +375,8 @@ pub(super) fn decode(
             0x01 | 0xD0..=0xD8 => return Err(invalid("an unexpected marker")),
             _ => {}
         }
-        let Some(len) = data
-            .get(i..i + 2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-        else {
-            return Err(invalid("truncated marker segment"));
-        };
-        if len < 2 || i + len > data.len() {
-            return Err(invalid("marker segment runs past the end"));
-        }
-        let body = &data[i + 2..i + len];
-        i += len;
+        let (body, next) = super::marker_segment(data, i, &|m: &str| invalid(m))?;
+        i = next;
         match marker {
             0xC0 | 0xC1 => {
                 if !comps.is_empty() {

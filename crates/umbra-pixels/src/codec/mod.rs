@@ -192,6 +192,25 @@ pub enum CodecError {
 }
 
 /// Checks what every codec needs: a non-empty geometry of 8 or 16 bits allocated.
+/// The marker segment whose two-byte length starts at `data[at]`: its body, and where the next
+/// marker starts. JPEG and JPEG-LS frame their segments alike (ITU-T T.81 B.1.1.4, T.87 C.1).
+fn marker_segment<'a>(
+    data: &'a [u8],
+    at: usize,
+    invalid: &dyn Fn(&str) -> CodecError,
+) -> Result<(&'a [u8], usize), CodecError> {
+    let Some(len) = data
+        .get(at..at + 2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    else {
+        return Err(invalid("truncated marker segment"));
+    };
+    if len < 2 || at + len > data.len() {
+        return Err(invalid("marker segment runs past the end"));
+    }
+    Ok((&data[at + 2..at + len], at + len))
+}
+
 fn check_geometry(g: &Image) -> Result<(), CodecError> {
     if g.rows == 0 || g.columns == 0 || g.samples == 0 || g.frames == 0 {
         return Err(CodecError::Geometry(format!(
