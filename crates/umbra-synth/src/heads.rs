@@ -295,6 +295,40 @@ pub struct HeadSeries {
     pub expect: String,
 }
 
+/// Study, series and frame-of-reference UIDs of subject `s`'s series `n` (under the fictitious
+/// root; all series of a subject share one study).
+fn series_uids(seed: u64, s: u32, n: u64) -> (String, String, String) {
+    (
+        format!("{ROOT}.{seed}.{}.1", s + 1),
+        format!("{ROOT}.{seed}.{}.{n}.2", s + 1),
+        format!("{ROOT}.{seed}.{}.{n}.3", s + 1),
+    )
+}
+
+/// Writes the face and brain masks of `truth`, on `vol`'s grid, as `truth/{stem}-face.nii.gz`
+/// and `truth/{stem}-brain.nii.gz`; returns their paths.
+fn write_truth(
+    vol: &Volume,
+    truth: &phantom::GroundTruth,
+    stem: &str,
+    sink: &mut dyn FnMut(&str, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<Vec<String>> {
+    let mut paths = Vec::new();
+    for (name, mask) in [("face", &truth.face), ("brain", &truth.brain)] {
+        let values: Vec<f32> = mask
+            .as_slice()
+            .iter()
+            .map(|&b| f32::from(u8::from(b)))
+            .collect();
+        let m = vol.with_voxels(values).map_err(std::io::Error::other)?;
+        let bytes = umbra_deface::nifti::write(&m, true).map_err(std::io::Error::other)?;
+        let rel = format!("truth/{stem}-{name}.nii.gz");
+        sink(&rel, &bytes)?;
+        paths.push(rel);
+    }
+    Ok(paths)
+}
+
 /// Writes the heads corpus: `sink(relative path, bytes)` for every file (the corpus under
 /// `corpus/`, the ground truth under `truth/`); returns the key's series list.
 pub fn generate(
@@ -316,11 +350,7 @@ pub fn generate(
                 let (vol, truth) = phantom::render(&subject, modality, scan, [dims; 3]);
                 let n =
                     u64::from(s) * 10 + u64::from(scan) * 2 + u64::from(modality == Modality::Mr);
-                let uids = (
-                    format!("{ROOT}.{seed}.{}.1", s + 1),
-                    format!("{ROOT}.{seed}.{}.{n}.2", s + 1),
-                    format!("{ROOT}.{seed}.{}.{n}.3", s + 1),
-                );
+                let uids = series_uids(seed, s, n);
                 let folder = format!("corpus/S{:03}/{kind}{}", s + 1, scan + 1);
                 let files = series_files(
                     &vol,
@@ -335,20 +365,12 @@ pub fn generate(
                 for (k, f) in files.iter().enumerate() {
                     sink(&format!("{folder}/IM{:04}.dcm", k + 1), f)?;
                 }
-                let mut truth_files = Vec::new();
-                for (name, mask) in [("face", &truth.face), ("brain", &truth.brain)] {
-                    let values: Vec<f32> = mask
-                        .as_slice()
-                        .iter()
-                        .map(|&b| f32::from(u8::from(b)))
-                        .collect();
-                    let m = vol.with_voxels(values).map_err(std::io::Error::other)?;
-                    let bytes =
-                        umbra_deface::nifti::write(&m, true).map_err(std::io::Error::other)?;
-                    let rel = format!("truth/S{:03}/{kind}{}-{name}.nii.gz", s + 1, scan + 1);
-                    sink(&rel, &bytes)?;
-                    truth_files.push(rel);
-                }
+                let truth_files = write_truth(
+                    &vol,
+                    &truth,
+                    &format!("S{:03}/{kind}{}", s + 1, scan + 1),
+                    sink,
+                )?;
                 key.push(HeadSeries {
                     subject: s + 1,
                     kind: kind.into(),
@@ -364,11 +386,7 @@ pub fn generate(
         {
             let (vol, truth) = phantom::render(&subject, Modality::Mr, 0, [dims; 3]);
             let n = u64::from(s) * 10 + 7;
-            let uids = (
-                format!("{ROOT}.{seed}.{}.1", s + 1),
-                format!("{ROOT}.{seed}.{}.{n}.2", s + 1),
-                format!("{ROOT}.{seed}.{}.{n}.3", s + 1),
-            );
+            let uids = series_uids(seed, s, n);
             let folder = format!("corpus/S{:03}/mr-enhanced", s + 1);
             let file = enhanced_mr_file(
                 &vol,
@@ -381,19 +399,8 @@ pub fn generate(
                 },
             );
             sink(&format!("{folder}/EMR0001.dcm"), &file)?;
-            let mut truth_files = Vec::new();
-            for (name, mask) in [("face", &truth.face), ("brain", &truth.brain)] {
-                let values: Vec<f32> = mask
-                    .as_slice()
-                    .iter()
-                    .map(|&b| f32::from(u8::from(b)))
-                    .collect();
-                let m = vol.with_voxels(values).map_err(std::io::Error::other)?;
-                let bytes = umbra_deface::nifti::write(&m, true).map_err(std::io::Error::other)?;
-                let rel = format!("truth/S{:03}/mr-enhanced-{name}.nii.gz", s + 1);
-                sink(&rel, &bytes)?;
-                truth_files.push(rel);
-            }
+            let truth_files =
+                write_truth(&vol, &truth, &format!("S{:03}/mr-enhanced", s + 1), sink)?;
             key.push(HeadSeries {
                 subject: s + 1,
                 kind: "mr-enhanced".into(),
@@ -407,11 +414,7 @@ pub fn generate(
         // a chest CT of the same subject: no face, passes unchanged
         let chest = phantom::render_body(Body::Chest, seed + u64::from(s), Modality::Ct, [dims; 3]);
         let n = u64::from(s) * 10 + 9;
-        let uids = (
-            format!("{ROOT}.{seed}.{}.1", s + 1),
-            format!("{ROOT}.{seed}.{}.{n}.2", s + 1),
-            format!("{ROOT}.{seed}.{}.{n}.3", s + 1),
-        );
+        let uids = series_uids(seed, s, n);
         let folder = format!("corpus/S{:03}/chest", s + 1);
         let files = series_files(
             &chest,
