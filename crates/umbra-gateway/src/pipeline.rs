@@ -228,7 +228,12 @@ fn route(shared: &Shared, obj: &NewObject) {
         let reason = unreadable.unwrap_or_else(|| "no route matches".into());
         tracing::warn!(object = obj.id, reason, "quarantined: not routed");
         if let Err(e) = shared.spool.quarantine(UNROUTED, &obj.id, &reason) {
-            tracing::error!(object = obj.id, "cannot quarantine: {e}");
+            // the object stays new and is routed again; not at once, the disk needs a moment
+            tracing::error!(
+                object = obj.id,
+                "cannot quarantine (check the spool's disk): {e}"
+            );
+            shared.sleep(Duration::from_secs(1));
             return;
         }
     }
@@ -309,40 +314,13 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
             let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
             shared.queue.finish(job, None)
         }
-        Ended::Quarantined(reason) => {
-            shared.metrics.held_back(&job.dest);
-            tracing::warn!(
-                object = job.object,
-                destination = job.dest,
-                reason,
-                "quarantined"
-            );
-            if let Err(e) = shared.spool.quarantine(&job.dest, &job.object, reason) {
-                tracing::error!(object = job.object, "cannot quarantine: {e}");
-                shared.stop_on_disk_error();
-                return;
-            }
-            let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
-            shared.queue.finish(job, Some(reason))
-        }
+        Ended::Quarantined(reason) => quarantine(shared, job, reason),
         Ended::Retry(error) => {
             shared.metrics.failed(&job.dest);
             let attempts = job.attempts + 1;
             if shared.retry.max_attempts > 0 && attempts >= shared.retry.max_attempts {
                 let reason = format!("gave up after {attempts} attempts: {error}");
-                shared.metrics.held_back(&job.dest);
-                tracing::warn!(
-                    object = job.object,
-                    destination = job.dest,
-                    reason,
-                    "quarantined"
-                );
-                if let Err(e) = shared.spool.quarantine(&job.dest, &job.object, &reason) {
-                    tracing::error!(object = job.object, "cannot quarantine: {e}");
-                    return;
-                }
-                let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
-                shared.queue.finish(job, Some(&reason))
+                quarantine(shared, job, &reason)
             } else {
                 let delay = shared.retry.delay(attempts);
                 tracing::warn!(
@@ -363,12 +341,29 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
     shared.notify();
 }
 
-impl Shared {
-    /// A spool that cannot be written is not safe to keep receiving into; the listeners'
-    /// free-space check refuses new objects, so workers only log here.
-    fn stop_on_disk_error(&self) {
-        tracing::error!("the spool cannot be written: check its disk");
+/// Quarantines the job's object for its destination with `reason` and ends the job. When the
+/// quarantine cannot be written (the spool's disk), the job waits and runs again: it never stays
+/// `running`, and nothing is dropped.
+fn quarantine(shared: &Shared, job: &Job, reason: &str) -> rusqlite::Result<()> {
+    if let Err(e) = shared.spool.quarantine(&job.dest, &job.object, reason) {
+        tracing::error!(
+            object = job.object,
+            "cannot quarantine (check the spool's disk): {e}"
+        );
+        let delay = shared.retry.delay(job.attempts + 1);
+        return shared
+            .queue
+            .retry(job, &format!("cannot quarantine: {e}"), delay);
     }
+    shared.metrics.held_back(&job.dest);
+    tracing::warn!(
+        object = job.object,
+        destination = job.dest,
+        reason,
+        "quarantined"
+    );
+    let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
+    shared.queue.finish(job, Some(reason))
 }
 
 fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender) -> Ended {
