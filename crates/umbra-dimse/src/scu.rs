@@ -305,21 +305,51 @@ impl Scu {
             .read_to_end(&mut prefix)?;
         let meta = parse_part10_meta(&prefix)?;
         drop(prefix);
+        let data_len = file.metadata()?.len().saturating_sub(meta.data_set_offset);
+        file.seek(SeekFrom::Start(meta.data_set_offset))?;
+        self.store_data_set(&meta, data_len, &mut file)
+    }
+
+    /// [`Self::store_file`] on a Part 10 file that is not on disk as one (a copy made to be
+    /// sent is never written first): `head` holds the file's start, at least its whole meta
+    /// group; `rest` yields the bytes after `head`; `len` is the whole file's length.
+    pub fn store_part10(
+        &mut self,
+        head: &[u8],
+        rest: &mut dyn Read,
+        len: u64,
+    ) -> Result<StoreResponse, Error> {
+        let meta = parse_part10_meta(head)?;
+        let data = usize::try_from(meta.data_set_offset)
+            .ok()
+            .and_then(|at| head.get(at..))
+            .ok_or_else(|| Error::Part10("the meta group runs past the head".into()))?;
+        let data_len = len
+            .checked_sub(meta.data_set_offset)
+            .ok_or_else(|| Error::Part10("the file is shorter than its meta group".into()))?;
+        self.store_data_set(&meta, data_len, &mut data.chain(rest))
+    }
+
+    /// Sends the data set of a Part 10 file described by `meta`: `data_len` bytes from `data`.
+    fn store_data_set(
+        &mut self,
+        meta: &Part10Meta,
+        data_len: u64,
+        data: &mut dyn Read,
+    ) -> Result<StoreResponse, Error> {
         if self
             .context_for(&meta.sop_class_uid, &meta.transfer_syntax_uid)
             .is_none()
         {
             return Err(Error::NoPresentationContext {
-                sop_class: meta.sop_class_uid,
-                transfer_syntax: meta.transfer_syntax_uid,
+                sop_class: meta.sop_class_uid.clone(),
+                transfer_syntax: meta.transfer_syntax_uid.clone(),
             });
         }
-        let data_len = file.metadata()?.len().saturating_sub(meta.data_set_offset);
-        file.seek(SeekFrom::Start(meta.data_set_offset))?;
         let odd = data_len % 2 == 1;
         if odd && meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LE {
             // PS3.5 §A.5: an odd deflated bit stream is padded with one trailing zero byte.
-            let mut padded = file.chain(&[0u8][..]);
+            let mut padded = data.chain(&[0u8][..]);
             return self.store(
                 &meta.sop_class_uid,
                 &meta.sop_instance_uid,
@@ -336,7 +366,7 @@ impl Scu {
             &meta.sop_class_uid,
             &meta.sop_instance_uid,
             &meta.transfer_syntax_uid,
-            &mut file,
+            data,
         )
     }
 

@@ -21,6 +21,6 @@ pub use read::{
     read_input, read_input_with, read_object,
 };
 pub use run::{
-    Outcome, Produced, Record, Refused, RunOptions, Summary, UsageError, collect_inputs,
-    deidentify_file, deidentify_file_with, list_files, run,
+    Encoded, Outcome, Produced, Record, Refused, RunOptions, Summary, UsageError, collect_inputs,
+    deidentify_bytes, deidentify_file, deidentify_file_with, list_files, run,
 };

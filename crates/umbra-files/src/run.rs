@@ -10,6 +10,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::io::Read;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -344,10 +345,96 @@ pub struct Produced {
 impl Produced {
     /// Writes the whole Part 10 file (header, then the pixel data carried as bytes, if any).
     pub fn write_to(&self, file: &std::fs::File) -> Result<(), String> {
-        write_object(file, &self.object, self.raw_pixels.as_ref()).map_err(|e| match e {
-            Step::Encode(e) => format!("cannot encode output: {e}"),
-            Step::Io(e) => format!("cannot write output: {e}"),
+        write_object(file, &self.object, self.raw_pixels.as_ref()).map_err(Step::into_message)
+    }
+
+    /// The Part 10 file for sending, byte for byte what [`Self::write_to`] writes: the encoded
+    /// header in memory, then the input's own pixel data streamed from where it is (memory or
+    /// the input file), so that a copy to send is never written to disk first.
+    pub fn encode(&self) -> Result<Encoded<'_>, String> {
+        let mut head = Vec::new();
+        self.object
+            .write_all(&mut head)
+            .map_err(|e| Step::Encode(e.to_string()).into_message())?;
+        let pixels_len = match &self.raw_pixels {
+            Some(RawPixelData::InMemory { file, at }) => (file.len() - at) as u64,
+            Some(RawPixelData::InFile { len, .. }) => *len,
+            None => 0,
+        };
+        let pad = needs_deflate_pad(&self.object, head.len() as u64 + pixels_len);
+        Ok(Encoded {
+            head,
+            pixels: self.raw_pixels.as_ref(),
+            pixels_len,
+            pad,
         })
+    }
+}
+
+/// A produced object encoded for sending (see [`Produced::encode`]).
+pub struct Encoded<'a> {
+    head: Vec<u8>,
+    pixels: Option<&'a RawPixelData>,
+    pixels_len: u64,
+    pad: bool,
+}
+
+impl Encoded<'_> {
+    /// The start of the file: preamble, meta group and the data set up to its pixel data (the
+    /// whole file when the pixel data is not carried as bytes).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// Length of the whole file.
+    pub fn len(&self) -> u64 {
+        self.head.len() as u64 + self.pixels_len + u64::from(self.pad)
+    }
+
+    /// Whether the file is empty (it never is: there is always a meta group).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What follows [`Self::head`], to the end of the file: the pixel data element, then the
+    /// deflate pad byte. Fails (`UnexpectedEof`) if the input file no longer holds it all.
+    pub fn rest(&self) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        let pad: &[u8] = if self.pad { &[0] } else { &[] };
+        Ok(match self.pixels {
+            None => Box::new(pad),
+            Some(RawPixelData::InMemory { file, at }) => Box::new((&file[*at..]).chain(pad)),
+            Some(RawPixelData::InFile { path, offset, len }) => {
+                let mut f = std::fs::File::open(path)?;
+                std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(*offset))?;
+                Box::new(
+                    Exactly {
+                        inner: f.take(*len),
+                        left: *len,
+                    }
+                    .chain(pad),
+                )
+            }
+        })
+    }
+}
+
+/// A reader of exactly `left` more bytes: an early end is an error, not a short object.
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the input file changed while it was being read",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -370,13 +457,45 @@ pub fn deidentify_file_with(
     cleaner: Option<&crate::pixels::Cleaner>,
     face: Option<&FileFace>,
 ) -> Result<Produced, Refused> {
+    if let Some(FileFace::HeldBack(why)) = face {
+        return Err(Refused {
+            outcome: Outcome::HeldBack,
+            reason: why.clone(),
+        });
+    }
+    deidentify_input(read_input(input), engine, gate, cleaner, face)
+}
+
+/// [`deidentify_file`] on a whole file already in memory.
+pub fn deidentify_bytes(
+    bytes: Vec<u8>,
+    engine: &Deidentifier,
+    gate: Option<&Gate>,
+    cleaner: Option<&crate::pixels::Cleaner>,
+) -> Result<Produced, Refused> {
+    deidentify_input(
+        crate::read::input_from_bytes(bytes),
+        engine,
+        gate,
+        cleaner,
+        None,
+    )
+}
+
+fn deidentify_input(
+    read: Result<Input, ReadError>,
+    engine: &Deidentifier,
+    gate: Option<&Gate>,
+    cleaner: Option<&crate::pixels::Cleaner>,
+    face: Option<&FileFace>,
+) -> Result<Produced, Refused> {
     let refuse = |outcome, reason: String| Refused { outcome, reason };
     let (face_state, mut note): (Face, Option<String>) = match face {
         Some(FileFace::HeldBack(why)) => return Err(refuse(Outcome::HeldBack, why.clone())),
         Some(FileFace::Removed(_)) => (Face::Removed, None),
         None => (Face::Unchecked, None),
     };
-    let read = match read_input(input) {
+    let read = match read {
         Ok(x) => x,
         Err(ReadError::NotDicom) => {
             return Err(refuse(Outcome::Skipped, "not a DICOM file".into()));
@@ -512,6 +631,15 @@ enum Step {
     Io(std::io::Error),
 }
 
+impl Step {
+    fn into_message(self) -> String {
+        match self {
+            Step::Encode(e) => format!("cannot encode output: {e}"),
+            Step::Io(e) => format!("cannot write output: {e}"),
+        }
+    }
+}
+
 /// Encodes the object straight into a temporary file beside its destination, followed by the
 /// input's own pixel data element when it is carried raw.
 fn write_temp(
@@ -546,17 +674,18 @@ fn write_object(
     if let Some(raw) = raw_pixels {
         raw.copy_to(file).map_err(Step::Io)?;
     }
-    // PS3.5 A.5: a deflated data set of odd length takes one zero byte of padding (the meta
-    // group before it is always of even length, so the file's length tells)
-    const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
-    if obj.meta().transfer_syntax().trim_end_matches('\0') == DEFLATED {
-        let len = file.metadata().map_err(Step::Io)?.len();
-        if len % 2 == 1 {
-            let mut f = file;
-            f.write_all(&[0]).map_err(Step::Io)?;
-        }
+    if needs_deflate_pad(obj, file.metadata().map_err(Step::Io)?.len()) {
+        let mut f = file;
+        f.write_all(&[0]).map_err(Step::Io)?;
     }
     Ok(())
+}
+
+/// PS3.5 A.5: a deflated data set of odd length takes one zero byte of padding (the meta group
+/// before it is always of even length, so the file's length `len` tells).
+fn needs_deflate_pad(obj: &FileDicomObject<InMemDicomObject>, len: u64) -> bool {
+    const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+    obj.meta().transfer_syntax().trim_end_matches('\0') == DEFLATED && len % 2 == 1
 }
 
 /// dicom-rs reads native OW pixel data as 16-bit words and encodes them back one at a time; in a

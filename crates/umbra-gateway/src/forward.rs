@@ -1,5 +1,6 @@
-//! Forwarding a de-identified file to its destination: C-STORE (an association kept open per
-//! destination while work flows) or STOW-RS.
+//! Forwarding a de-identified copy to its destination: C-STORE (an association kept open per
+//! destination while work flows) or STOW-RS. The copy is sent as it is encoded, from memory and
+//! the received object's own pixel data; it is never written to disk first.
 //!
 //! The outcome says what to do next: delivered; refused for a reason that will not pass
 //! (quarantine); failed for a reason that may pass (retry later).
@@ -7,8 +8,8 @@
 use crate::config::Target;
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, Instant};
+use umbra_files::Encoded;
 
 /// How a delivery attempt ended.
 #[derive(Debug)]
@@ -43,8 +44,8 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Sends the Part 10 file at `file` to `target`.
-    pub fn send(&mut self, dest: &str, target: &Target, file: &Path) -> Delivery {
+    /// Sends the de-identified copy `file` to `target`.
+    pub fn send(&mut self, dest: &str, target: &Target, file: &Encoded<'_>) -> Delivery {
         match target {
             Target::Dimse {
                 ae_title,
@@ -75,8 +76,13 @@ impl Sender {
         }
     }
 
-    fn send_dimse(&mut self, dest: &str, peer: &umbra_dimse::PeerConfig, file: &Path) -> Delivery {
-        let meta = match read_meta(file) {
+    fn send_dimse(
+        &mut self,
+        dest: &str,
+        peer: &umbra_dimse::PeerConfig,
+        file: &Encoded<'_>,
+    ) -> Delivery {
+        let meta = match umbra_dimse::parse_part10_meta(file.head()) {
             Ok(m) => m,
             Err(e) => return Delivery::Refused(format!("cannot read the copy's meta group: {e}")),
         };
@@ -124,7 +130,11 @@ impl Sender {
             return Delivery::Failed("no association".into());
         };
         open.used = Instant::now();
-        match open.scu.store_file(file) {
+        let mut rest = match file.rest() {
+            Ok(r) => r,
+            Err(e) => return Delivery::Failed(format!("cannot read the received object: {e}")),
+        };
+        match open.scu.store_part10(file.head(), &mut rest, file.len()) {
             Ok(r) if r.status.is_success() || r.status.is_warning() => Delivery::Delivered,
             Ok(r) => {
                 // 0xA7xx out of resources may pass; the peer would refuse anything else again
@@ -167,31 +177,23 @@ impl Sender {
     }
 }
 
-/// The meta group of a Part 10 file.
-fn read_meta(file: &Path) -> Result<umbra_dimse::Part10Meta, String> {
-    let mut prefix = Vec::new();
-    std::fs::File::open(file)
-        .and_then(|f| f.take(64 << 10).read_to_end(&mut prefix))
-        .map_err(|e| e.to_string())?;
-    umbra_dimse::parse_part10_meta(&prefix).map_err(|e| e.to_string())
-}
-
-/// POSTs one file to a STOW-RS `/studies` URL as multipart/related; type="application/dicom".
+/// POSTs one copy to a STOW-RS `/studies` URL as multipart/related; type="application/dicom".
 fn send_stow(
     url: &str,
     token: Option<&str>,
     tls: Option<&crate::tls::ClientTls>,
-    file: &Path,
+    file: &Encoded<'_>,
 ) -> Delivery {
-    let f = match std::fs::File::open(file) {
-        Ok(f) => f,
-        Err(e) => return Delivery::Failed(format!("cannot open the copy: {e}")),
+    let rest = match file.rest() {
+        Ok(r) => r,
+        Err(e) => return Delivery::Failed(format!("cannot read the received object: {e}")),
     };
     let boundary = format!("umbra-{}", crate::spool::new_id());
     let head = format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n");
     let tail = format!("\r\n--{boundary}--\r\n");
     let mut body = std::io::Cursor::new(head.into_bytes())
-        .chain(f)
+        .chain(file.head())
+        .chain(rest)
         .chain(std::io::Cursor::new(tail.into_bytes()));
     #[allow(unused_mut)]
     let mut config = ureq::Agent::config_builder()

@@ -2,8 +2,9 @@
 //! and forward, or quarantine with the reason.
 //!
 //! Every step can run again after a crash and gives the same bytes: pseudonyms, UIDs and date
-//! shifts are keyed, pixel cleaning is deterministic, and the de-identified copy waiting in
-//! `SPOOL/out/` is written whole (temporary file, fsync, rename) or not at all.
+//! shifts are keyed and pixel cleaning is deterministic, so the de-identified copy is made
+//! afresh for each attempt and sent as it is encoded, never kept on disk (a copy delivered to a
+//! folder is written whole: temporary file, fsync, rename).
 
 use crate::config::{CompiledRoute, Config, ConfigError, RouteFacts, Target};
 use crate::forward::{Delivery, Sender};
@@ -311,7 +312,6 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
                 .metrics
                 .forwarded(&job.dest, (now() - job.received_at).max(0.0));
             tracing::info!(object = job.object, destination = job.dest, "forwarded");
-            let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
             shared.queue.finish(job, None)
         }
         Ended::Quarantined(reason) => quarantine(shared, job, reason),
@@ -362,35 +362,26 @@ fn quarantine(shared: &Shared, job: &Job, reason: &str) -> rusqlite::Result<()> 
         reason,
         "quarantined"
     );
-    let _ = std::fs::remove_file(shared.spool.out(&job.dest, &job.object));
     shared.queue.finish(job, Some(reason))
 }
 
 fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender) -> Ended {
-    let input = shared.spool.object(&job.object);
+    let produced = match produce(dest, &shared.spool.object(&job.object)) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     if let Target::Folder { path } = &dest.target {
-        // straight to the folder: produced, written whole, synced
-        let produced = match produce(dest, &input) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
         let to = path.join(&produced.rel);
-        return match write_produced(&produced, &to, true) {
+        return match write_produced(&produced, &to) {
             Ok(()) => Ended::Delivered,
             Err(e) => Ended::Retry(format!("cannot write to the folder: {e}")),
         };
     }
-    let out = shared.spool.out(&dest.name, &job.object);
-    if !out.exists() {
-        let produced = match produce(dest, &input) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
-        if let Err(e) = write_produced(&produced, &out, false) {
-            return Ended::Retry(format!("cannot write to the spool: {e}"));
-        }
-    }
-    match senders.send(&dest.name, &dest.target, &out) {
+    let encoded = match produced.encode() {
+        Ok(e) => e,
+        Err(e) => return Ended::Quarantined(format!("failed: {e}")),
+    };
+    match senders.send(&dest.name, &dest.target, &encoded) {
         Delivery::Delivered => Ended::Delivered,
         Delivery::Refused(r) => Ended::Quarantined(r),
         Delivery::Failed(e) => Ended::Retry(e),
@@ -414,32 +405,23 @@ fn produce(dest: &Destination, input: &Path) -> Result<umbra_files::Produced, En
     })
 }
 
-/// Writes a produced object to `to` whole: temporary file beside it, rename; with `durable`
-/// (a delivery to a folder) fsync of the file before the rename and of the folder after it.
-/// Copies waiting in `SPOOL/out/` are not synced: they can be made again, byte for byte, and
-/// the spool clears them at start, so a power loss can never send a torn one.
-fn write_produced(p: &umbra_files::Produced, to: &Path, durable: bool) -> Result<(), String> {
+/// Writes a produced object to `to` whole and durably: temporary file beside it, fsync,
+/// rename, fsync of the folder.
+fn write_produced(p: &umbra_files::Produced, to: &Path) -> Result<(), String> {
     let dir = to.parent().ok_or("no folder")?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let tmp = to.with_extension("dcm.part");
     let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let r = p.write_to(&file).and_then(|_| {
-        if durable {
-            file.sync_all().map_err(|e| e.to_string())
-        } else {
-            Ok(())
-        }
-    });
+    let r = p
+        .write_to(&file)
+        .and_then(|_| file.sync_all().map_err(|e| e.to_string()));
     drop(file);
     if let Err(e) = r {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
     std::fs::rename(&tmp, to).map_err(|e| e.to_string())?;
-    if durable {
-        sync_dir(dir).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    sync_dir(dir).map_err(|e| e.to_string())
 }
 
 /// Removes received objects whose every job ended longer ago than the retention time.

@@ -3,8 +3,6 @@
 //! ```text
 //! SPOOL/incoming/ID.part     being received (removed if the sender breaks off)
 //! SPOOL/objects/ID.dcm       received, fsync'ed, renamed: from here nothing is lost
-//! SPOOL/out/DEST/ID.dcm      the de-identified copy for DEST, waiting to be forwarded (not
-//!                            synced: cleared at start and made again)
 //! SPOOL/quarantine/DEST/ID.dcm + ID.reason   objects DEST will not get, with the reason
 //! SPOOL/keys/DEST.key        keys made on first start for destinations without key_file
 //! SPOOL/queue.sqlite         the job queue (see queue.rs)
@@ -51,7 +49,7 @@ impl Spool {
     /// Opens (creating) the spool at `root`; incoming leftovers of an earlier process (objects
     /// never acknowledged) are removed.
     pub fn open(root: &Path) -> io::Result<Spool> {
-        for d in ["incoming", "objects", "out", "quarantine", "keys"] {
+        for d in ["incoming", "objects", "quarantine", "keys"] {
             std::fs::create_dir_all(root.join(d))?;
         }
         #[cfg(unix)]
@@ -64,16 +62,6 @@ impl Spool {
             let e = e?;
             if e.file_name().to_string_lossy().ends_with(".part") {
                 std::fs::remove_file(e.path())?;
-            }
-        }
-        // de-identified copies waiting to go are written without fsync (they can be made
-        // again, byte for byte): after a crash one may be torn, so all are made again
-        for dest in std::fs::read_dir(root.join("out"))? {
-            let dest = dest?.path();
-            if dest.is_dir() {
-                for e in std::fs::read_dir(&dest)? {
-                    std::fs::remove_file(e?.path())?;
-                }
             }
         }
         Ok(Spool {
@@ -89,11 +77,6 @@ impl Spool {
     /// Path of a received object.
     pub fn object(&self, id: &str) -> PathBuf {
         self.root.join("objects").join(format!("{id}.dcm"))
-    }
-
-    /// Path of a de-identified copy for a destination.
-    pub fn out(&self, dest: &str, id: &str) -> PathBuf {
-        self.root.join("out").join(dest).join(format!("{id}.dcm"))
     }
 
     /// The quarantine folder of a destination.
