@@ -5,11 +5,15 @@
 # Orthanc is installed (Debian package `orthanc`), straight into Orthanc.
 #
 # Usage: bench/gateway.sh [N_SLICES]   (default 400, about 200 MB)
-# Env:   CONC (default "1 4 8": concurrent associations), RUNS (default 3: the median run is
-#        reported), UMBRA (default target/release/umbra; it never builds), OUT (default
-#        bench/work; /dev/shm/... takes the disk out), ORTHANC=0 skips Orthanc, WORKERS=N sets
+# Env:   CONC (default "1 4 8": concurrent associations), RUNS (default 5; each gateway run
+#        is paired with a floor run just before it: times are medians, the ratio is the median
+#        of the pairs' ratios), UMBRA (default target/release/umbra; it never builds), OUT
+#        (default bench/work; /dev/shm/... takes the disk out), ORTHANC=0 skips Orthanc,
+#        WORKERS=N sets
 #        the gateway's workers (default: the CPU count), PERF=1 records
-#        the gateway with perf (OUT/gateway-cN.perf.data).
+#        the gateway with perf (OUT/gateway-cN.perf.data), PERF=all records every process
+#        during the floor's and the gateway's runs (OUT/{floor,gateway}-all-cN.perf.data;
+#        `perf report --sort comm` splits the CPU between senders, gateway and receiver).
 # The destination takes the Basic Profile without options (with clean-descriptors the ct512
 # slices are held back: their Patient Comments carry the address).
 #
@@ -21,7 +25,7 @@
 set -euo pipefail
 N=${1:-400}
 CONC=${CONC:-"1 4 8"}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 W=bench/work
@@ -94,8 +98,13 @@ run_floor() {
   /usr/bin/storescp --fork -aet VENDOR -od "$dir" "$port" 2>/dev/null & local scp=$!
   PIDS+=("$scp")
   wait_port "$port"
-  local t0 t1
+  local t0 t1 perf=
+  if [ "${PERF:-0}" = all ]; then
+    perf record -a -F 999 -g -o "$OUT/floor-all-c$c.perf.data" 2>/dev/null & perf=$!
+    sleep 1
+  fi
   t0=$(now); send "$c" "$port" VENDOR; t1=$(now)
+  if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
   kill "$scp"; wait "$scp" 2>/dev/null || true
   local got; got=$(find "$dir" -type f | wc -l)
   [ "$got" = "$COUNT" ] || { echo "storescp got $got of $COUNT" >&2; exit 1; }
@@ -160,6 +169,9 @@ EOF
   if [ "${PERF:-0}" = 1 ]; then
     perf record -F 999 -g -p "$g" -o "$OUT/gateway-c$c.perf.data" 2>/dev/null & perf=$!
     sleep 1 # perf attaches to every thread
+  elif [ "${PERF:-0}" = all ]; then
+    perf record -a -F 999 -g -o "$OUT/gateway-all-c$c.perf.data" 2>/dev/null & perf=$!
+    sleep 1
   fi
   local t0 t1 t2 f
   t0=$(now)
@@ -190,29 +202,48 @@ if [ "${ORTHANC:-1}" != 0 ] && [ -x /usr/sbin/Orthanc ]; then have_orthanc=1; fi
 
 TABLE=$W/gateway-results.md
 {
-  echo "| associations | target | wall (s, median of $RUNS) | instances/s | MB/s | p99 receive→forward | ratio to floor |"
+  echo "| associations | target | wall (s, median of $RUNS) | instances/s | MB/s | p99 receive→forward | ratio to floor (median of paired runs) |"
   echo "|---:|---|---:|---:|---:|---:|---:|"
 } > "$TABLE"
+# The machine's speed drifts (shared virtual disk and CPUs): each gateway run is paired with a
+# floor run just before it, and the ratio reported is the median of the pairs' ratios.
 for c in $CONC; do
   log "$c association(s)"
-  runs=; for ((r = 0; r < RUNS; r++)); do run_floor "$c"; runs+="$R"$'\n'; done
-  floor=$(printf '%s' "$runs" | median)
-  runs=; for ((r = 0; r < RUNS; r++)); do run_gateway "$c"; runs+="$R"$'\n'; done
-  gw=$(printf '%s' "$runs" | median)
-  read -r gw_s gw_acc gw_p99 <<<"$gw"
-  row() { # name seconds p99
-    awk -v c="$c" -v n="$1" -v s="$2" -v f="$floor" -v cnt="$COUNT" -v mb="$MB" -v p="$3" 'BEGIN {
-      printf "| %s | %s | %.2f | %.0f | %.0f | %s | %.0f%% |\n", c, n, s, cnt / s, mb / s, p, 100 * f / s }'
+  floors=; gws=; accs=; ratios=; ratios_acc=
+  for ((r = 0; r < RUNS; r++)); do
+    run_floor "$c"; f=$R
+    run_gateway "$c"; read -r g a q <<<"$R"
+    floors+="$f"$'\n'; gws+="$g $q"$'\n'; accs+="$a"$'\n'
+    ratios+=$(awk -v f="$f" -v g="$g" 'BEGIN {printf "%.4f", f / g}')$'\n'
+    ratios_acc+=$(awk -v f="$f" -v g="$a" 'BEGIN {printf "%.4f", f / g}')$'\n'
+    printf '%s\t%s\t%s\t%s\n' "$c" "$f" "$g" "$a" >> "$RESULTS"
+  done
+  floor=$(printf '%s' "$floors" | median)
+  read -r gw_s gw_p99 <<<"$(printf '%s' "$gws" | median)"
+  gw_acc=$(printf '%s' "$accs" | median)
+  ratio=$(printf '%s' "$ratios" | median)
+  ratio_acc=$(printf '%s' "$ratios_acc" | median)
+  row() { # name seconds p99 ratio
+    awk -v c="$c" -v n="$1" -v s="$2" -v cnt="$COUNT" -v mb="$MB" -v p="$3" -v r="$4" 'BEGIN {
+      printf "| %s | %s | %.2f | %.0f | %.0f | %s | %.0f%% |\n", c, n, s, cnt / s, mb / s, p, 100 * r }'
   }
   {
-    row "storescp (floor)" "$floor" "—"
-    row "umbra serve → storescp (accepted)" "$gw_acc" ""
-    row "umbra serve → storescp (forwarded)" "$gw_s" "$gw_p99"
+    row "storescp (floor)" "$floor" "—" 1
+    row "umbra serve → storescp (accepted)" "$gw_acc" "" "$ratio_acc"
+    row "umbra serve → storescp (forwarded)" "$gw_s" "$gw_p99" "$ratio"
   } >> "$TABLE"
   if [ $have_orthanc = 1 ]; then
-    runs=; for ((r = 0; r < RUNS; r++)); do run_orthanc "$c"; [ -n "$R" ] && runs+="$R"$'\n'; done
+    runs=; ratios=
+    for ((r = 0; r < RUNS; r++)); do
+      run_floor "$c"; f=$R
+      run_orthanc "$c"
+      if [ -n "$R" ]; then
+        runs+="$R"$'\n'
+        ratios+=$(awk -v f="$f" -v g="$R" 'BEGIN {printf "%.4f", f / g}')$'\n'
+      fi
+    done
     o=$(printf '%s' "$runs" | median)
-    [ -n "$o" ] && row "Orthanc $(/usr/sbin/Orthanc --version 2>/dev/null | head -1 | awk '{print $NF}')" "$o" "—" >> "$TABLE"
+    [ -n "$o" ] && row "Orthanc $(/usr/sbin/Orthanc --version 2>/dev/null | head -1 | awk '{print $NF}')" "$o" "—" "$(printf '%s' "$ratios" | median)" >> "$TABLE"
   fi
   cat "$TABLE" >&2
 done

@@ -109,8 +109,8 @@ pub enum RawPixelData {
         /// Where the element starts.
         at: usize,
     },
-    /// Still in the input file: `len` bytes from `offset` to its end. Never read into memory;
-    /// copied file to file (by the kernel where it can).
+    /// Still in the input file: `len` bytes from `offset`, to the end of the object. Never
+    /// read into memory; copied file to file (by the kernel where it can).
     InFile {
         /// The input file.
         path: PathBuf,
@@ -222,16 +222,37 @@ pub fn read_input_with(
     first_prefix: usize,
 ) -> Result<Input, ReadError> {
     let io = |e: std::io::Error| ReadError::Io(one_line(e));
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    read_range(path, 0, size, header_first_from, first_prefix)
+}
+
+/// [`read_input`] on a whole Part 10 file stored as `len` bytes from `offset` inside a larger
+/// file (a log of received objects): large ones are read header first, their pixel data left
+/// in place.
+pub fn read_input_at(path: &Path, offset: u64, len: u64) -> Result<Input, ReadError> {
+    read_range(path, offset, len, HEADER_FIRST_FROM, FIRST_PREFIX)
+}
+
+fn read_range(
+    path: &Path,
+    base: u64,
+    size: u64,
+    header_first_from: u64,
+    first_prefix: usize,
+) -> Result<Input, ReadError> {
+    let io = |e: std::io::Error| ReadError::Io(one_line(e));
     let mut file = std::fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
     if size >= header_first_from {
-        if let Some(input) = header_first(&mut file, path, size, first_prefix) {
+        if let Some(input) = header_first(&mut file, path, base, size, first_prefix) {
             return Ok(input);
         }
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
-    file.read_to_end(&mut bytes).map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(base)).map_err(io)?;
+    file.take(size).read_to_end(&mut bytes).map_err(io)?;
+    if (bytes.len() as u64) < size {
+        return Err(ReadError::Io("the file is shorter than expected".into()));
+    }
     input_from_bytes(bytes)
 }
 
@@ -242,6 +263,7 @@ pub fn read_input_with(
 fn header_first(
     file: &mut std::fs::File,
     path: &Path,
+    base: u64,
     size: u64,
     first_prefix: usize,
 ) -> Option<Input> {
@@ -249,7 +271,7 @@ fn header_first(
     let mut n = first_prefix.max(256).min(size_us);
     loop {
         let mut prefix = vec![0u8; n];
-        file.seek(std::io::SeekFrom::Start(0)).ok()?;
+        file.seek(std::io::SeekFrom::Start(base)).ok()?;
         file.read_exact(&mut prefix).ok()?;
         let magic_at = magic_at(&prefix)?;
         let after = &prefix[magic_at + 4..];
@@ -277,7 +299,7 @@ fn header_first(
                     transfer_syntax,
                     raw_pixel_data: Some(RawPixelData::InFile {
                         path: path.to_path_buf(),
-                        offset: at as u64,
+                        offset: base + at as u64,
                         len: size - at as u64,
                     }),
                 });

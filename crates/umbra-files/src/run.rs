@@ -466,23 +466,9 @@ pub fn deidentify_file_with(
     deidentify_input(read_input(input), engine, gate, cleaner, face)
 }
 
-/// [`deidentify_file`] on a whole file already in memory.
-pub fn deidentify_bytes(
-    bytes: Vec<u8>,
-    engine: &Deidentifier,
-    gate: Option<&Gate>,
-    cleaner: Option<&crate::pixels::Cleaner>,
-) -> Result<Produced, Refused> {
-    deidentify_input(
-        crate::read::input_from_bytes(bytes),
-        engine,
-        gate,
-        cleaner,
-        None,
-    )
-}
-
-fn deidentify_input(
+/// [`deidentify_file`] on an input already read (by [`crate::input_from_bytes`] or
+/// [`crate::read_input_at`]: the gateway reads its received objects from its own log).
+pub fn deidentify_input(
     read: Result<Input, ReadError>,
     engine: &Deidentifier,
     gate: Option<&Gate>,

@@ -21,8 +21,8 @@ pub struct ConfigError(pub String);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Folder of the spool: received objects, de-identified copies waiting to go, quarantine,
-    /// the job queue and keys made on first start.
+    /// Folder of the spool: the log of received objects, quarantine, the job queue and keys
+    /// made on first start.
     pub spool: PathBuf,
     /// Threads de-identifying and forwarding (default: the number of CPUs).
     pub workers: Option<usize>,

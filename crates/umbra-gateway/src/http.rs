@@ -200,18 +200,16 @@ async fn stow(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
         };
         let shared = s.shared.clone();
         let committed = tokio::task::spawn_blocking(move || {
-            let id = incoming.commit()?;
-            shared
-                .queue
-                .add_object(&id, "stow", "")
-                .map_err(std::io::Error::other)
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(shared.spool.object(&id));
-                })
+            incoming.commit(|id, loc| {
+                shared
+                    .queue
+                    .add_object(id, "stow", "", &loc)
+                    .map_err(std::io::Error::other)
+            })
         })
         .await;
         match committed {
-            Ok(Ok(())) => {
+            Ok(Ok(_)) => {
                 s.shared.metrics.received("stow");
                 s.shared.notify();
                 stored.push((meta.sop_class_uid, meta.sop_instance_uid));

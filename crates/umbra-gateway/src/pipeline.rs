@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use umbra_core::{Deidentifier, Key, Pseudonymizer};
-use umbra_files::{Cleaner, Gate, Outcome, deidentify_file};
+use umbra_files::{Cleaner, Gate, Outcome};
 
 /// Name under which objects no route takes are quarantined.
 pub const UNROUTED: &str = "_unrouted";
@@ -107,23 +107,32 @@ impl Shared {
             .map(|(g, _)| drop(g));
     }
 
-    /// Objects on disk the queue does not know (received by a process killed between the
-    /// spool's rename and the queue's insert) are queued again.
+    /// Records in the spool's log the queue does not know (received by a process killed
+    /// between the spool's sync and the queue's insert, or a queue transaction lost to a power
+    /// cut) are queued again once their checksum holds; segments holding nothing wanted are
+    /// deleted. Runs before the listeners start (no segment is being written).
     pub fn recover(&self) -> Result<usize, String> {
-        let ids = self
-            .spool
-            .object_ids()
-            .map_err(|e| format!("cannot list the spool: {e}"))?;
-        let unknown = self
-            .queue
-            .unknown(&ids)
-            .map_err(|e| format!("queue: {e}"))?;
-        for id in &unknown {
-            self.queue
-                .add_object(id, "recovered", "")
-                .map_err(|e| format!("queue: {e}"))?;
+        let list = |e: std::io::Error| format!("cannot read the spool: {e}");
+        let q = |e: rusqlite::Error| format!("queue: {e}");
+        let mut recovered = 0;
+        for seq in self.spool.closed_segments().map_err(list)? {
+            let records = self.spool.records(seq).map_err(list)?;
+            let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
+            let unknown = self.queue.unknown(&ids).map_err(q)?;
+            for (id, loc) in records.iter().filter(|(id, _)| unknown.contains(id)) {
+                if self.spool.verify(id, loc).is_ok() {
+                    self.queue
+                        .add_object(id, "recovered", "", loc)
+                        .map_err(q)?;
+                    recovered += 1;
+                }
+            }
+            let unwanted = || self.queue.segment_unwanted(seq).map_err(std::io::Error::other);
+            if self.spool.delete_segment(seq, unwanted).map_err(list)? {
+                self.queue.forget_segment(seq).map_err(q)?;
+            }
         }
-        Ok(unknown.len())
+        Ok(recovered)
     }
 }
 
@@ -209,7 +218,7 @@ pub fn worker(shared: &Shared) {
 /// Reads what routes look at and queues one job per destination; an object no route takes, or
 /// one that cannot be read, is quarantined under `_unrouted` with the reason.
 fn route(shared: &Shared, obj: &NewObject) {
-    let path = shared.spool.object(&obj.id);
+    let path = shared.spool.segment_path(obj.loc.segment);
     let (facts, unreadable) = match route_facts(&path, obj) {
         Ok(f) => (f, None),
         Err(e) => (RouteFacts::default(), Some(e)),
@@ -228,7 +237,10 @@ fn route(shared: &Shared, obj: &NewObject) {
     if dests.is_empty() {
         let reason = unreadable.unwrap_or_else(|| "no route matches".into());
         tracing::warn!(object = obj.id, reason, "quarantined: not routed");
-        if let Err(e) = shared.spool.quarantine(UNROUTED, &obj.id, &reason) {
+        if let Err(e) = shared
+            .spool
+            .quarantine(UNROUTED, &obj.id, &obj.loc, &reason)
+        {
             // the object stays new and is routed again; not at once, the disk needs a moment
             tracing::error!(
                 object = obj.id,
@@ -243,10 +255,19 @@ fn route(shared: &Shared, obj: &NewObject) {
     }
 }
 
+/// What routes look at, from the object's header (read up to its pixel data, in place in the
+/// spool's log).
 fn route_facts(path: &Path, obj: &NewObject) -> Result<RouteFacts, String> {
+    use std::io::{Read, Seek};
+    let mut segment = std::fs::File::open(path).map_err(|e| format!("cannot read the spool: {e}"))?;
+    segment
+        .seek(std::io::SeekFrom::Start(obj.loc.offset))
+        .map_err(|e| format!("cannot read the spool: {e}"))?;
+    let object = std::io::BufReader::with_capacity(64 << 10, segment).take(obj.loc.len);
     let file = dicom_object::OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
-        .open_file(path)
+        .read_preamble(dicom_object::file::ReadPreamble::Always)
+        .from_reader(object)
         .map_err(|e| format!("cannot read the object: {}", one_line(&e.to_string())))?;
     let text = |tag| {
         file.get(tag)
@@ -345,7 +366,10 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
 /// quarantine cannot be written (the spool's disk), the job waits and runs again: it never stays
 /// `running`, and nothing is dropped.
 fn quarantine(shared: &Shared, job: &Job, reason: &str) -> rusqlite::Result<()> {
-    if let Err(e) = shared.spool.quarantine(&job.dest, &job.object, reason) {
+    if let Err(e) = shared
+        .spool
+        .quarantine(&job.dest, &job.object, &job.loc, reason)
+    {
         tracing::error!(
             object = job.object,
             "cannot quarantine (check the spool's disk): {e}"
@@ -366,7 +390,7 @@ fn quarantine(shared: &Shared, job: &Job, reason: &str) -> rusqlite::Result<()> 
 }
 
 fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender) -> Ended {
-    let produced = match produce(dest, &shared.spool.object(&job.object)) {
+    let produced = match produce(shared, dest, job) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -388,12 +412,40 @@ fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender)
     }
 }
 
-fn produce(dest: &Destination, input: &Path) -> Result<umbra_files::Produced, Ended> {
-    deidentify_file(
+/// Reads the job's object from the spool (its checksum checked first) and de-identifies it for
+/// `dest`. Small objects are read into memory once; large ones header first, their pixel data
+/// left in the log until it is sent.
+fn produce(shared: &Shared, dest: &Destination, job: &Job) -> Result<umbra_files::Produced, Ended> {
+    let unreadable = |e: std::io::Error| match e.kind() {
+        // damaged or gone: reading again will not help
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotFound => {
+            Ended::Quarantined(format!("failed: {e}"))
+        }
+        _ => Ended::Retry(format!("cannot read the spool: {e}")),
+    };
+    let input = if job.loc.len < umbra_files::HEADER_FIRST_FROM {
+        let bytes = shared
+            .spool
+            .read(&job.object, &job.loc)
+            .map_err(unreadable)?;
+        umbra_files::input_from_bytes(bytes)
+    } else {
+        shared
+            .spool
+            .verify(&job.object, &job.loc)
+            .map_err(unreadable)?;
+        umbra_files::read_input_at(
+            &shared.spool.segment_path(job.loc.segment),
+            job.loc.offset,
+            job.loc.len,
+        )
+    };
+    umbra_files::deidentify_input(
         input,
         &dest.engine,
         Some(&dest.gate),
         dest.cleaner.as_deref(),
+        None,
     )
     .map_err(|r| {
         let what = match r.outcome {
@@ -424,28 +476,32 @@ fn write_produced(p: &umbra_files::Produced, to: &Path) -> Result<(), String> {
     sync_dir(dir).map_err(|e| e.to_string())
 }
 
-/// Removes received objects whose every job ended longer ago than the retention time.
+/// Purges objects whose every job ended longer ago than the retention time, and deletes the
+/// log segments left holding nothing wanted.
 fn purge(shared: &Shared) {
     let before = now() - shared.keep_forwarded.as_secs_f64();
-    let ids = match shared.queue.purgeable(before, 1000) {
-        Ok(ids) => ids,
+    let segments = match shared.queue.purge(before) {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!("queue: {e}");
             return;
         }
     };
-    for id in ids {
-        let p = shared.spool.object(&id);
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::error!(object = id, "cannot purge: {e}");
-                continue;
+    for seq in segments {
+        let unwanted = || {
+            shared
+                .queue
+                .segment_unwanted(seq)
+                .map_err(std::io::Error::other)
+        };
+        match shared.spool.delete_segment(seq, unwanted) {
+            Ok(true) => {
+                if let Err(e) = shared.queue.forget_segment(seq) {
+                    tracing::error!(segment = seq, "queue: {e}");
+                }
             }
-        }
-        if let Err(e) = shared.queue.forget(&id) {
-            tracing::error!(object = id, "queue: {e}");
+            Ok(false) => {}
+            Err(e) => tracing::error!(segment = seq, "cannot purge: {e}"),
         }
     }
 }

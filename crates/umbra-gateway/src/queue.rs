@@ -6,12 +6,14 @@
 //! queued again at start, and a lost `done` only means the object is forwarded again, as the
 //! same bytes.
 //!
-//! An object row is `new` until routed, then `routed` while any of its jobs is open, then
-//! `done` (every destination has it or quarantined it; it may be purged after the retention
-//! time). A job (one object for one destination) is `pending` (waiting for its time),
+//! An object row records where the object is in the spool's log (segment, offset, length). It
+//! is `new` until routed, then `routed` while any of its jobs is open, then `done` (every
+//! destination has it or quarantined it), then `purged` after the retention time; rows go with
+//! their segment, once every object in it is purged. A job (one object for one destination) is `pending` (waiting for its time),
 //! `running`, `done` or `quarantined`. At start, `running` jobs of a killed process become
 //! `pending` again: every step of a job can be repeated and gives the same bytes.
 
+use crate::spool::Location;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
@@ -31,6 +33,8 @@ pub struct NewObject {
     pub calling_ae: String,
     /// `dimse`, `stow` or `recovered`.
     pub source: String,
+    /// Where it is in the spool.
+    pub loc: Location,
 }
 
 /// A job claimed by a worker.
@@ -44,6 +48,8 @@ pub struct Job {
     pub attempts: u32,
     /// When the object was received (seconds since the epoch).
     pub received_at: f64,
+    /// Where the object is in the spool.
+    pub loc: Location,
 }
 
 /// Jobs by state, for metrics and health.
@@ -70,6 +76,15 @@ pub fn now() -> f64 {
 
 type Result<T> = std::result::Result<T, rusqlite::Error>;
 
+/// The location in columns `at`, `at + 1`, `at + 2` (segment, offset, length).
+fn location(r: &rusqlite::Row<'_>, at: usize) -> Result<Location> {
+    Ok(Location {
+        segment: r.get::<_, i64>(at)? as u64,
+        offset: r.get::<_, i64>(at + 1)? as u64,
+        len: r.get::<_, i64>(at + 2)? as u64,
+    })
+}
+
 impl Queue {
     /// Opens (creating) the queue at `path` and returns `running` jobs to `pending`.
     pub fn open(path: &Path) -> Result<Queue> {
@@ -79,6 +94,17 @@ impl Queue {
         conn.set_prepared_statement_cache_capacity(32);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let has_table: bool = conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'objects'")?
+            .exists([])?;
+        let has_location: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('objects') WHERE name = 'segment'")?
+            .exists([])?;
+        if has_table && !has_location {
+            // a queue of the version that spooled one file per object (the spool refuses to
+            // open while such objects remain); its rows point nowhere now
+            conn.execute_batch("DROP TABLE objects; DROP TABLE IF EXISTS jobs;")?;
+        }
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS objects (
                 id TEXT PRIMARY KEY,
@@ -86,9 +112,13 @@ impl Queue {
                 source TEXT NOT NULL,
                 calling_ae TEXT NOT NULL DEFAULT '',
                 state TEXT NOT NULL,
-                done_at REAL
+                done_at REAL,
+                segment INTEGER NOT NULL,
+                offset INTEGER NOT NULL,
+                length INTEGER NOT NULL
              );
              CREATE INDEX IF NOT EXISTS objects_state ON objects(state, received_at);
+             CREATE INDEX IF NOT EXISTS objects_segment ON objects(segment, state);
              CREATE TABLE IF NOT EXISTS jobs (
                 object_id TEXT NOT NULL,
                 dest TEXT NOT NULL,
@@ -111,13 +141,28 @@ impl Queue {
     }
 
     /// Records a received object (already durable in the spool). Idempotent.
-    pub fn add_object(&self, id: &str, source: &str, calling_ae: &str) -> Result<()> {
+    pub fn add_object(
+        &self,
+        id: &str,
+        source: &str,
+        calling_ae: &str,
+        loc: &Location,
+    ) -> Result<()> {
         self.conn()
             .prepare_cached(
-                "INSERT OR IGNORE INTO objects (id, received_at, source, calling_ae, state)
-             VALUES (?1, ?2, ?3, ?4, 'new')",
+                "INSERT OR IGNORE INTO objects
+                   (id, received_at, source, calling_ae, state, segment, offset, length)
+                 VALUES (?1, ?2, ?3, ?4, 'new', ?5, ?6, ?7)",
             )?
-            .execute(params![id, now(), source, calling_ae])?;
+            .execute(params![
+                id,
+                now(),
+                source,
+                calling_ae,
+                loc.segment as i64,
+                loc.offset as i64,
+                loc.len as i64
+            ])?;
         Ok(())
     }
 
@@ -138,14 +183,15 @@ impl Queue {
     pub fn next_new(&self) -> Result<Option<NewObject>> {
         self.conn()
             .prepare_cached(
-                "SELECT id, calling_ae, source FROM objects WHERE state = 'new'
-                 ORDER BY received_at LIMIT 1",
+                "SELECT id, calling_ae, source, segment, offset, length FROM objects
+                 WHERE state = 'new' ORDER BY received_at LIMIT 1",
             )?
             .query_row([], |r| {
                 Ok(NewObject {
                     id: r.get(0)?,
                     calling_ae: r.get(1)?,
                     source: r.get(2)?,
+                    loc: location(r, 3)?,
                 })
             })
             .optional()
@@ -176,23 +222,45 @@ impl Queue {
 
     /// Claims the job that has waited longest among those due now.
     pub fn claim(&self) -> Result<Option<Job>> {
-        self.conn()
+        let c = self.conn();
+        let claimed = c
             .prepare_cached(
                 "UPDATE jobs SET state = 'running'
                  WHERE rowid = (SELECT rowid FROM jobs WHERE state = 'pending' AND next_at <= ?1
                                 ORDER BY next_at LIMIT 1)
-                 RETURNING object_id, dest, attempts,
-                   (SELECT received_at FROM objects WHERE id = object_id)",
+                 RETURNING object_id, dest, attempts",
             )?
             .query_row([now()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
+            })
+            .optional()?;
+        let Some((object, dest, attempts)) = claimed else {
+            return Ok(None);
+        };
+        let job = c
+            .prepare_cached(
+                "SELECT received_at, segment, offset, length FROM objects WHERE id = ?1",
+            )?
+            .query_row([&object], |r| {
                 Ok(Job {
-                    object: r.get(0)?,
-                    dest: r.get(1)?,
-                    attempts: r.get(2)?,
-                    received_at: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                    received_at: r.get(0)?,
+                    loc: location(r, 1)?,
+                    object: object.clone(),
+                    dest: dest.clone(),
+                    attempts,
                 })
             })
-            .optional()
+            .optional()?;
+        if job.is_none() {
+            // a job whose object is gone (rows are forgotten together; never expected)
+            c.prepare_cached("DELETE FROM jobs WHERE object_id = ?1 AND dest = ?2")?
+                .execute([&object, &dest])?;
+        }
+        Ok(job)
     }
 
     /// Seconds until the next pending job is due (`None`: nothing pending).
@@ -244,24 +312,47 @@ impl Queue {
         Ok(())
     }
 
-    /// Objects done before `before` (seconds since the epoch): their spool files may go.
-    pub fn purgeable(&self, before: f64, limit: usize) -> Result<Vec<String>> {
-        let c = self.conn();
-        let mut st = c.prepare_cached(
-            "SELECT id FROM objects WHERE state = 'done' AND done_at < ?1 LIMIT ?2",
-        )?;
-        st.query_map(params![before, limit as i64], |r| r.get(0))?
-            .collect()
-    }
-
-    /// Forgets a purged object and its jobs (its quarantined copies stay in the quarantine).
-    pub fn forget(&self, id: &str) -> Result<()> {
+    /// Objects done before `before` (seconds since the epoch) become `purged`. Returns the
+    /// segments whose every object is purged: their files may go (see
+    /// [`Self::segment_unwanted`] and [`Self::forget_segment`]).
+    pub fn purge(&self, before: f64) -> Result<Vec<u64>> {
         let mut c = self.conn();
         let tx = c.transaction()?;
-        tx.prepare_cached("DELETE FROM jobs WHERE object_id = ?1")?
-            .execute([id])?;
-        tx.prepare_cached("DELETE FROM objects WHERE id = ?1")?
-            .execute([id])?;
+        tx.prepare_cached(
+            "UPDATE objects SET state = 'purged' WHERE state = 'done' AND done_at < ?1",
+        )?
+        .execute([before])?;
+        let segments = tx
+            .prepare_cached(
+                "SELECT segment FROM objects GROUP BY segment
+                 HAVING SUM(state <> 'purged') = 0",
+            )?
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .map(|r| r.map(|n| n as u64))
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit()?;
+        Ok(segments)
+    }
+
+    /// Whether no object of `segment` is wanted any more (none, or all purged).
+    pub fn segment_unwanted(&self, segment: u64) -> Result<bool> {
+        Ok(!self
+            .conn()
+            .prepare_cached("SELECT 1 FROM objects WHERE segment = ?1 AND state <> 'purged'")?
+            .exists([segment as i64])?)
+    }
+
+    /// Forgets the objects of a deleted segment and their jobs (quarantined copies stay in the
+    /// quarantine).
+    pub fn forget_segment(&self, segment: u64) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.prepare_cached(
+            "DELETE FROM jobs WHERE object_id IN (SELECT id FROM objects WHERE segment = ?1)",
+        )?
+        .execute([segment as i64])?;
+        tx.prepare_cached("DELETE FROM objects WHERE segment = ?1")?
+            .execute([segment as i64])?;
         tx.commit()
     }
 
@@ -307,18 +398,29 @@ impl Queue {
 mod tests {
     use super::*;
 
+    fn at(segment: u64, offset: u64) -> Location {
+        Location {
+            segment,
+            offset,
+            len: 10,
+        }
+    }
+
     #[test]
     fn a_job_goes_pending_running_done_and_the_object_follows() {
         let d = tempfile::tempdir().unwrap();
         let q = Queue::open(&d.path().join("q.sqlite")).unwrap();
-        q.add_object("a", "dimse", "MODALITY").unwrap();
-        q.add_object("a", "dimse", "MODALITY").unwrap();
+        q.add_object("a", "dimse", "MODALITY", &at(1, 48)).unwrap();
+        q.add_object("a", "dimse", "MODALITY", &at(1, 48)).unwrap();
+        q.add_object("b", "dimse", "MODALITY", &at(2, 48)).unwrap();
         let n = q.next_new().unwrap().unwrap();
         assert_eq!((n.id.as_str(), n.calling_ae.as_str()), ("a", "MODALITY"));
+        assert_eq!(n.loc, at(1, 48));
         q.route("a", &["v1".into(), "v2".into()]).unwrap();
-        assert!(q.next_new().unwrap().is_none());
+        assert_eq!(q.next_new().unwrap().unwrap().id, "b");
         let j1 = q.claim().unwrap().unwrap();
         let j2 = q.claim().unwrap().unwrap();
+        assert_eq!((j1.loc, j2.loc), (at(1, 48), at(1, 48)));
         assert!(q.claim().unwrap().is_none());
         assert_eq!(q.depth().unwrap().running, 2);
         q.retry(&j1, "peer down", Duration::from_secs(3600))
@@ -326,14 +428,16 @@ mod tests {
         assert!(q.claim().unwrap().is_none(), "not due yet");
         assert_eq!(q.depth().unwrap().retrying, 1);
         q.finish(&j2, Some("held back: reason")).unwrap();
-        assert!(
-            q.purgeable(now() + 1.0, 10).unwrap().is_empty(),
-            "j1 still open"
-        );
+        assert!(q.purge(now() + 1.0).unwrap().is_empty(), "j1 still open");
+        assert!(!q.segment_unwanted(1).unwrap());
         q.finish(&j1, None).unwrap();
-        assert_eq!(q.purgeable(now() + 1.0, 10).unwrap(), vec!["a".to_string()]);
-        q.forget("a").unwrap();
-        assert_eq!(q.unknown(&["a".into()]).unwrap(), vec!["a".to_string()]);
+        // segment 2's object is not done: only segment 1 may go
+        assert_eq!(q.purge(now() + 1.0).unwrap(), vec![1]);
+        assert!(q.segment_unwanted(1).unwrap());
+        assert!(!q.segment_unwanted(2).unwrap());
+        q.forget_segment(1).unwrap();
+        assert_eq!(q.unknown(&["a".into(), "b".into()]).unwrap(), vec!["a".to_string()]);
+        assert_eq!(q.depth().unwrap().quarantined, 0, "its jobs went with it");
     }
 
     #[test]
@@ -342,13 +446,13 @@ mod tests {
         let p = d.path().join("q.sqlite");
         {
             let q = Queue::open(&p).unwrap();
-            q.add_object("a", "stow", "").unwrap();
+            q.add_object("a", "stow", "", &at(3, 48)).unwrap();
             q.route("a", &["v".into()]).unwrap();
             assert!(q.claim().unwrap().is_some());
             // dropped without finishing: as if killed
         }
         let q = Queue::open(&p).unwrap();
         let j = q.claim().unwrap().unwrap();
-        assert_eq!(j.dest, "v");
+        assert_eq!((j.dest.as_str(), j.loc), ("v", at(3, 48)));
     }
 }

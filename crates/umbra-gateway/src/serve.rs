@@ -120,17 +120,16 @@ impl StoreSink for SpoolSink {
             shared,
             calling_ae,
         } = *self;
-        let id = match incoming.commit() {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!("cannot make a received object durable: {e}");
-                return Status(0xA700);
-            }
-        };
-        if let Err(e) = shared.queue.add_object(&id, "dimse", &calling_ae) {
-            // not acknowledged, so not kept: the sender still has it and will send it again
-            tracing::error!("queue: {e}");
-            let _ = std::fs::remove_file(shared.spool.object(&id));
+        let committed = incoming.commit(|id, loc| {
+            // not acknowledged if not queued: the record is withdrawn and the sender, told
+            // the store failed, still has the object
+            shared
+                .queue
+                .add_object(id, "dimse", &calling_ae, &loc)
+                .map_err(std::io::Error::other)
+        });
+        if let Err(e) = committed {
+            tracing::error!("cannot make a received object durable: {e}");
             return Status(0xA700);
         }
         shared.metrics.received("dimse");
