@@ -17,10 +17,10 @@ pub use gate::{Gate, allow_for};
 pub use keyfile::read_key_file;
 pub use pixels::{Cleaned, Cleaner};
 pub use read::{
-    HEADER_FIRST_FROM, Input, RawPixelData, ReadError, ScanInput, input_from_bytes, parse_bytes, read_for_scan,
-    read_input, read_input_at, read_input_with, read_object,
+    HEADER_FIRST_FROM, Input, RawPixelData, ReadError, ScanInput, input_from_bytes, parse_bytes,
+    read_for_scan, read_input, read_input_at, read_input_with, read_object,
 };
 pub use run::{
     Encoded, Outcome, Produced, Record, Refused, RunOptions, Summary, UsageError, collect_inputs,
-    deidentify_file, deidentify_input, deidentify_file_with, list_files, run,
+    deidentify_file, deidentify_file_with, deidentify_input, list_files, run,
 };

@@ -121,13 +121,15 @@ impl Shared {
             let unknown = self.queue.unknown(&ids).map_err(q)?;
             for (id, loc) in records.iter().filter(|(id, _)| unknown.contains(id)) {
                 if self.spool.verify(id, loc).is_ok() {
-                    self.queue
-                        .add_object(id, "recovered", "", loc)
-                        .map_err(q)?;
+                    self.queue.add_object(id, "recovered", "", loc).map_err(q)?;
                     recovered += 1;
                 }
             }
-            let unwanted = || self.queue.segment_unwanted(seq).map_err(std::io::Error::other);
+            let unwanted = || {
+                self.queue
+                    .segment_unwanted(seq)
+                    .map_err(std::io::Error::other)
+            };
             if self.spool.delete_segment(seq, unwanted).map_err(list)? {
                 self.queue.forget_segment(seq).map_err(q)?;
             }
@@ -259,7 +261,8 @@ fn route(shared: &Shared, obj: &NewObject) {
 /// spool's log).
 fn route_facts(path: &Path, obj: &NewObject) -> Result<RouteFacts, String> {
     use std::io::{Read, Seek};
-    let mut segment = std::fs::File::open(path).map_err(|e| format!("cannot read the spool: {e}"))?;
+    let mut segment =
+        std::fs::File::open(path).map_err(|e| format!("cannot read the spool: {e}"))?;
     segment
         .seek(std::io::SeekFrom::Start(obj.loc.offset))
         .map_err(|e| format!("cannot read the spool: {e}"))?;

@@ -436,7 +436,10 @@ mod tests {
         assert!(q.segment_unwanted(1).unwrap());
         assert!(!q.segment_unwanted(2).unwrap());
         q.forget_segment(1).unwrap();
-        assert_eq!(q.unknown(&["a".into(), "b".into()]).unwrap(), vec!["a".to_string()]);
+        assert_eq!(
+            q.unknown(&["a".into(), "b".into()]).unwrap(),
+            vec!["a".to_string()]
+        );
         assert_eq!(q.depth().unwrap().quarantined, 0, "its jobs went with it");
     }
 

@@ -291,7 +291,11 @@ impl Spool {
             .checked_sub(HEADER_LEN)
             .ok_or_else(|| damaged("bad offset"))?;
         let mut buf = vec![0u8; HEADER_LEN as usize + len];
-        read_exact_at(&File::open(self.segment_path(loc.segment))?, &mut buf, start)?;
+        read_exact_at(
+            &File::open(self.segment_path(loc.segment))?,
+            &mut buf,
+            start,
+        )?;
         let (hid, hlen, crc) = parse_header(&buf[..HEADER_LEN as usize])
             .ok_or_else(|| damaged("the record header does not check"))?;
         if hid != id || hlen != loc.len {
@@ -342,13 +346,7 @@ impl Spool {
     /// Writes a received object into a destination's quarantine with its reason. The reason
     /// names no identifier (the engine's reasons never do). An object that cannot be read from
     /// the spool any more is quarantined by its reason alone.
-    pub fn quarantine(
-        &self,
-        dest: &str,
-        id: &str,
-        loc: &Location,
-        reason: &str,
-    ) -> io::Result<()> {
+    pub fn quarantine(&self, dest: &str, id: &str, loc: &Location, reason: &str) -> io::Result<()> {
         let dir = self.quarantine_dir(dest);
         std::fs::create_dir_all(&dir)?;
         let to = dir.join(format!("{id}.dcm"));
@@ -713,7 +711,10 @@ mod tests {
         i.write_all(b"refused").unwrap();
         assert!(i.commit(|_, _| Err(io::Error::other("queue"))).is_err());
         let (a, la) = put(&s, b"kept");
-        assert_eq!(la.offset, HEADER_LEN, "the refused record's place is reused");
+        assert_eq!(
+            la.offset, HEADER_LEN,
+            "the refused record's place is reused"
+        );
         drop(s);
         let s = Spool::open(d.path()).unwrap();
         assert_eq!(s.records(1).unwrap(), vec![(a, la)]);
