@@ -10,7 +10,7 @@
 #        of the pairs' ratios), UMBRA (default target/release/umbra; it never builds), OUT
 #        (default bench/work; /dev/shm/... takes the disk out), ORTHANC=0 skips Orthanc,
 #        WORKERS=N sets
-#        the gateway's workers (default: the CPU count), PERF=1 records
+#        the gateway's workers (default: the CPU count, at least 4), PERF=1 records
 #        the gateway with perf (OUT/gateway-cN.perf.data), PERF=all records every process
 #        during the floor's and the gateway's runs (OUT/{floor,gateway}-all-cN.perf.data;
 #        `perf report --sort comm` splits the CPU between senders, gateway and receiver).

@@ -24,7 +24,7 @@ pub struct Config {
     /// Folder of the spool: the log of received objects, quarantine, the job queue and keys
     /// made on first start.
     pub spool: PathBuf,
-    /// Threads de-identifying and forwarding (default: the number of CPUs).
+    /// Threads de-identifying and forwarding (default: the number of CPUs, at least 4).
     pub workers: Option<usize>,
     /// The DIMSE listener (C-ECHO, C-STORE), if any.
     pub dimse: Option<DimseListener>,

@@ -275,9 +275,15 @@ impl Gateway {
             http = Some((tx, handle));
         }
 
+        // a worker spends much of its time waiting for its destination's answer, so there are
+        // more workers than CPUs by default (each is one association per destination)
         let n = config
             .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .max(4)
+            })
             .max(1);
         let workers = (0..n)
             .map(|i| {

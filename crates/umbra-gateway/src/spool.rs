@@ -286,30 +286,23 @@ impl Spool {
     /// The object at `loc`, after checking its record (header, id and CRC).
     pub fn read(&self, id: &str, loc: &Location) -> io::Result<Vec<u8>> {
         let len = usize::try_from(loc.len).map_err(|_| io::Error::other("object too large"))?;
-        let start = loc
-            .offset
-            .checked_sub(HEADER_LEN)
-            .ok_or_else(|| damaged("bad offset"))?;
-        let mut buf = vec![0u8; HEADER_LEN as usize + len];
-        read_exact_at(
-            &File::open(self.segment_path(loc.segment))?,
-            &mut buf,
-            start,
-        )?;
-        let (hid, hlen, crc) = parse_header(&buf[..HEADER_LEN as usize])
-            .ok_or_else(|| damaged("the record header does not check"))?;
-        if hid != id || hlen != loc.len {
-            return Err(damaged("the record is not the queued object"));
+        let (mut f, crc) = self.open_record(id, loc)?;
+        std::io::Seek::seek(&mut f, io::SeekFrom::Start(loc.offset))?;
+        // read_to_end into reserved space: no zeroing of a buffer about to be overwritten
+        let mut buf = Vec::with_capacity(len);
+        f.take(loc.len).read_to_end(&mut buf)?;
+        if buf.len() != len {
+            return Err(damaged("the segment ends inside the object"));
         }
-        buf.drain(..HEADER_LEN as usize);
         if crc32fast::hash(&buf) != crc {
             return Err(damaged("the object's checksum does not match"));
         }
         Ok(buf)
     }
 
-    /// Checks the record at `loc` (header, id and CRC) without keeping the object in memory.
-    pub fn verify(&self, id: &str, loc: &Location) -> io::Result<()> {
+    /// The segment holding `loc`, once the record's header checks and names `id`; and the
+    /// object's CRC from it.
+    fn open_record(&self, id: &str, loc: &Location) -> io::Result<(File, u32)> {
         let start = loc
             .offset
             .checked_sub(HEADER_LEN)
@@ -322,6 +315,12 @@ impl Spool {
         if hid != id || hlen != loc.len {
             return Err(damaged("the record is not the queued object"));
         }
+        Ok((f, crc))
+    }
+
+    /// Checks the record at `loc` (header, id and CRC) without keeping the object in memory.
+    pub fn verify(&self, id: &str, loc: &Location) -> io::Result<()> {
+        let (f, crc) = self.open_record(id, loc)?;
         let mut hasher = crc32fast::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut at = loc.offset;
