@@ -33,8 +33,8 @@
 //! is queued again once its object's CRC checks. Every read checks the CRC too, so a damaged
 //! spool holds an object back instead of sending damaged bytes.
 //!
-//! A segment is deleted when every object in it has been purged (see `Queue::purge`); segments
-//! being written are never deleted.
+//! A segment is deleted when every object in it has been purged (see `Queue::purge`), unless a
+//! writer holds it; an idle one is taken out of the pool first.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -232,16 +232,22 @@ impl Spool {
             .collect())
     }
 
-    /// Deletes a closed segment when `still_empty` (asked while no writer can take the
-    /// segment) says none of its objects is wanted any more. Returns whether it was deleted.
+    /// Deletes a segment no writer holds (a closed one, or one waiting in the pool) when
+    /// `still_empty` (asked while no writer can take the segment) says none of its objects is
+    /// wanted any more. Returns whether it was deleted.
     pub fn delete_segment(
         &self,
         seq: u64,
         still_empty: impl FnOnce() -> io::Result<bool>,
     ) -> io::Result<bool> {
-        let s = self.lock();
-        if s.live.contains(&seq) || !still_empty()? {
+        let mut s = self.lock();
+        let pooled = s.pool.iter().position(|x| x.seq == seq);
+        if (s.live.contains(&seq) && pooled.is_none()) || !still_empty()? {
             return Ok(false);
+        }
+        if let Some(i) = pooled {
+            s.pool.swap_remove(i);
+            s.live.remove(&seq);
         }
         match std::fs::remove_file(self.segment_path(seq)) {
             Ok(()) => {}
@@ -665,10 +671,19 @@ mod tests {
         let (_, ld) = put(&s, b"next");
         assert_eq!(ld.segment, 2);
         assert_eq!(s.closed_segments().unwrap(), vec![1]);
+        let writing = s.receive().unwrap();
         assert!(
             !s.delete_segment(2, || Ok(true)).unwrap(),
-            "a live segment stays"
+            "a segment being written stays"
         );
+        drop(writing);
+        assert!(!s.delete_segment(2, || Ok(false)).unwrap());
+        assert!(
+            s.delete_segment(2, || Ok(true)).unwrap(),
+            "an idle one in the pool goes"
+        );
+        let (_, le) = put(&s, b"after");
+        assert_eq!(le.segment, 3, "a new segment, not the deleted one");
         assert!(!s.delete_segment(1, || Ok(false)).unwrap());
         assert!(s.delete_segment(1, || Ok(true)).unwrap());
         assert!(s.read(&c, &lc).is_err());
