@@ -167,7 +167,7 @@ EOF
   wait_port "$vport"; wait_port "$HTTP"
   local perf=
   if [ "${PERF:-0}" = 1 ]; then
-    perf record -F 999 -g -p "$g" -o "$OUT/gateway-c$c.perf.data" 2>/dev/null & perf=$!
+    perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$g" -o "$OUT/gateway-c$c.perf.data" 2>/dev/null & perf=$!
     sleep 1 # perf attaches to every thread
   elif [ "${PERF:-0}" = all ]; then
     perf record -a -F 999 -g -o "$OUT/gateway-all-c$c.perf.data" 2>/dev/null & perf=$!

@@ -200,11 +200,15 @@ async fn stow(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
         };
         let shared = s.shared.clone();
         let committed = tokio::task::spawn_blocking(move || {
-            incoming.commit(|id, loc| {
+            incoming.commit(|id, loc, kept| {
+                if let Some(bytes) = kept {
+                    shared.recent.put(id, bytes);
+                }
                 shared
                     .queue
                     .add_object(id, "stow", "", &loc)
                     .map_err(std::io::Error::other)
+                    .inspect_err(|_| drop(shared.recent.take(id)))
             })
         })
         .await;

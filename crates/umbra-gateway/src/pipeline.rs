@@ -10,7 +10,7 @@ use crate::config::{CompiledRoute, Config, ConfigError, RouteFacts, Target};
 use crate::forward::{Delivery, Sender};
 use crate::metrics::Metrics;
 use crate::queue::{Job, NewObject, Queue, now};
-use crate::spool::{Spool, sync_dir};
+use crate::spool::{Recent, Spool, sync_dir};
 use dicom_dictionary_std::tags;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +21,10 @@ use umbra_files::{Cleaner, Gate, Outcome};
 
 /// Name under which objects no route takes are quarantined.
 pub const UNROUTED: &str = "_unrouted";
+
+/// Memory for objects just received, waiting for a worker ([`Recent`]); past it, workers read
+/// them back from the log.
+const RECENT_BUDGET: usize = 256 << 20;
 
 /// One destination, ready to work: its own engine (options and key) and target.
 pub struct Destination {
@@ -46,6 +50,8 @@ pub struct Shared {
     routes: Vec<CompiledRoute>,
     retry: crate::config::Retry,
     keep_forwarded: Duration,
+    /// Objects just received, in memory for the worker that takes them first.
+    pub recent: Recent,
     /// Set to stop the workers after their current job.
     pub stop: AtomicBool,
     wake: (Mutex<u64>, Condvar),
@@ -86,6 +92,7 @@ impl Shared {
             keep_forwarded: Duration::from_secs_f64(
                 (config.retention.keep_forwarded_hours * 3600.0).clamp(0.0, 1e9),
             ),
+            recent: Recent::new(RECENT_BUDGET),
             stop: AtomicBool::new(false),
             wake: (Mutex::new(0), Condvar::new()),
         })
@@ -178,7 +185,10 @@ pub fn worker(shared: &Shared) {
     while !shared.stop.load(Ordering::Relaxed) {
         match shared.queue.next_new() {
             Ok(Some(obj)) => {
-                route(shared, &obj);
+                // the router runs the object's first job itself, while it is fresh in memory
+                if let Some(job) = route(shared, &obj) {
+                    run_job(shared, &job, &mut senders);
+                }
                 continue;
             }
             Ok(None) => {}
@@ -217,11 +227,15 @@ pub fn worker(shared: &Shared) {
     senders.close_all();
 }
 
-/// Reads what routes look at and queues one job per destination; an object no route takes, or
-/// one that cannot be read, is quarantined under `_unrouted` with the reason.
-fn route(shared: &Shared, obj: &NewObject) {
-    let path = shared.spool.segment_path(obj.loc.segment);
-    let (facts, unreadable) = match route_facts(&path, obj) {
+/// Reads what routes look at and queues one job per destination, returning the first one,
+/// claimed for the caller; an object no route takes, or one that cannot be read, is quarantined
+/// under `_unrouted` with the reason.
+fn route(shared: &Shared, obj: &NewObject) -> Option<Job> {
+    let read = match shared.recent.peek(&obj.id, |b| route_facts(b, obj)) {
+        Some(r) => r,
+        None => open_in_log(shared, obj).and_then(|r| route_facts(r, obj)),
+    };
+    let (facts, unreadable) = match read {
         Ok(f) => (f, None),
         Err(e) => (RouteFacts::default(), Some(e)),
     };
@@ -249,24 +263,36 @@ fn route(shared: &Shared, obj: &NewObject) {
                 "cannot quarantine (check the spool's disk): {e}"
             );
             shared.sleep(Duration::from_secs(1));
-            return;
+            return None;
         }
+        shared.recent.take(&obj.id);
     }
-    if let Err(e) = shared.queue.route(&obj.id, &dests) {
-        tracing::error!(object = obj.id, "queue: {e}");
+    match shared.queue.route(obj, &dests) {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::error!(object = obj.id, "queue: {e}");
+            None
+        }
     }
 }
 
-/// What routes look at, from the object's header (read up to its pixel data, in place in the
-/// spool's log).
-fn route_facts(path: &Path, obj: &NewObject) -> Result<RouteFacts, String> {
+/// The object's bytes in place in the spool's log.
+fn open_in_log(
+    shared: &Shared,
+    obj: &NewObject,
+) -> Result<std::io::Take<std::io::BufReader<std::fs::File>>, String> {
     use std::io::{Read, Seek};
-    let mut segment =
-        std::fs::File::open(path).map_err(|e| format!("cannot read the spool: {e}"))?;
+    let path = shared.spool.segment_path(obj.loc.segment);
+    let cannot = |e: std::io::Error| format!("cannot read the spool: {e}");
+    let mut segment = std::fs::File::open(path).map_err(cannot)?;
     segment
         .seek(std::io::SeekFrom::Start(obj.loc.offset))
-        .map_err(|e| format!("cannot read the spool: {e}"))?;
-    let object = std::io::BufReader::with_capacity(64 << 10, segment).take(obj.loc.len);
+        .map_err(cannot)?;
+    Ok(std::io::BufReader::with_capacity(64 << 10, segment).take(obj.loc.len))
+}
+
+/// What routes look at, from the object's header (read up to its pixel data).
+fn route_facts(object: impl std::io::Read, obj: &NewObject) -> Result<RouteFacts, String> {
     let file = dicom_object::OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .read_preamble(dicom_object::file::ReadPreamble::Always)
@@ -362,6 +388,8 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
     if let Err(e) = result {
         tracing::error!(object = job.object, "queue: {e}");
     }
+    // whatever happened, the object's bytes leave memory (a later job reads the log)
+    shared.recent.take(&job.object);
     shared.notify();
 }
 
@@ -415,9 +443,9 @@ fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender)
     }
 }
 
-/// Reads the job's object from the spool (its checksum checked first) and de-identifies it for
-/// `dest`. Small objects are read into memory once; large ones header first, their pixel data
-/// left in the log until it is sent.
+/// Takes the job's object from memory if it was just received, else reads it from the spool
+/// (its checksum checked first), and de-identifies it for `dest`. Small objects are read into
+/// memory once; large ones header first, their pixel data left in the log until it is sent.
 fn produce(shared: &Shared, dest: &Destination, job: &Job) -> Result<umbra_files::Produced, Ended> {
     let unreadable = |e: std::io::Error| match e.kind() {
         // damaged or gone: reading again will not help
@@ -426,7 +454,10 @@ fn produce(shared: &Shared, dest: &Destination, job: &Job) -> Result<umbra_files
         }
         _ => Ended::Retry(format!("cannot read the spool: {e}")),
     };
-    let input = if job.loc.len < umbra_files::HEADER_FIRST_FROM {
+    let input = if let Some(bytes) = shared.recent.take(&job.object) {
+        // just received: never left memory
+        umbra_files::input_from_bytes(bytes)
+    } else if job.loc.len < umbra_files::HEADER_FIRST_FROM {
         let bytes = shared
             .spool
             .read(&job.object, &job.loc)

@@ -33,6 +33,8 @@ pub struct NewObject {
     pub calling_ae: String,
     /// `dimse`, `stow` or `recovered`.
     pub source: String,
+    /// When it was received (seconds since the epoch).
+    pub received_at: f64,
     /// Where it is in the spool.
     pub loc: Location,
 }
@@ -183,41 +185,57 @@ impl Queue {
     pub fn next_new(&self) -> Result<Option<NewObject>> {
         self.conn()
             .prepare_cached(
-                "SELECT id, calling_ae, source, segment, offset, length FROM objects
-                 WHERE state = 'new' ORDER BY received_at LIMIT 1",
+                "SELECT id, calling_ae, source, received_at, segment, offset, length
+                 FROM objects WHERE state = 'new' ORDER BY received_at LIMIT 1",
             )?
             .query_row([], |r| {
                 Ok(NewObject {
                     id: r.get(0)?,
                     calling_ae: r.get(1)?,
                     source: r.get(2)?,
-                    loc: location(r, 3)?,
+                    received_at: r.get(3)?,
+                    loc: location(r, 4)?,
                 })
             })
             .optional()
     }
 
-    /// Routes an object: one pending job per destination, in one transaction. With no
-    /// destination the object is done at once (the caller quarantined it).
-    pub fn route(&self, id: &str, dests: &[String]) -> Result<()> {
+    /// Routes an object: one job per destination, in one transaction. The first destination's
+    /// job is claimed at once (returned `running`), so the routing worker goes on with it; the
+    /// others wait as `pending`. With no destination the object is done at once (the caller
+    /// quarantined it).
+    pub fn route(&self, obj: &NewObject, dests: &[String]) -> Result<Option<Job>> {
         let mut c = self.conn();
         let tx = c.transaction()?;
         let t = now();
-        for d in dests {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO jobs (object_id, dest, state, next_at)
-                 VALUES (?1, ?2, 'pending', ?3)",
-            )?
-            .execute(params![id, d, t])?;
+        let mut first = None;
+        for (i, d) in dests.iter().enumerate() {
+            let state = if i == 0 { "running" } else { "pending" };
+            let added = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO jobs (object_id, dest, state, next_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![obj.id, d, state, t])?;
+            if i == 0 && added == 1 {
+                first = Some(Job {
+                    object: obj.id.clone(),
+                    dest: d.clone(),
+                    attempts: 0,
+                    received_at: obj.received_at,
+                    loc: obj.loc,
+                });
+            }
         }
         if dests.is_empty() {
             tx.prepare_cached("UPDATE objects SET state = 'done', done_at = ?2 WHERE id = ?1")?
-                .execute(params![id, t])?;
+                .execute(params![obj.id, t])?;
         } else {
             tx.prepare_cached("UPDATE objects SET state = 'routed' WHERE id = ?1")?
-                .execute(params![id])?;
+                .execute(params![obj.id])?;
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(first)
     }
 
     /// Claims the job that has waited longest among those due now.
@@ -416,11 +434,14 @@ mod tests {
         let n = q.next_new().unwrap().unwrap();
         assert_eq!((n.id.as_str(), n.calling_ae.as_str()), ("a", "MODALITY"));
         assert_eq!(n.loc, at(1, 48));
-        q.route("a", &["v1".into(), "v2".into()]).unwrap();
+        // routing claims the first destination's job for the router
+        let j1 = q.route(&n, &["v1".into(), "v2".into()]).unwrap().unwrap();
+        assert_eq!((j1.dest.as_str(), j1.attempts), ("v1", 0));
         assert_eq!(q.next_new().unwrap().unwrap().id, "b");
-        let j1 = q.claim().unwrap().unwrap();
         let j2 = q.claim().unwrap().unwrap();
+        assert_eq!(j2.dest, "v2");
         assert_eq!((j1.loc, j2.loc), (at(1, 48), at(1, 48)));
+        assert_eq!(j1.received_at, j2.received_at);
         assert!(q.claim().unwrap().is_none());
         assert_eq!(q.depth().unwrap().running, 2);
         q.retry(&j1, "peer down", Duration::from_secs(3600))
@@ -450,8 +471,9 @@ mod tests {
         {
             let q = Queue::open(&p).unwrap();
             q.add_object("a", "stow", "", &at(3, 48)).unwrap();
-            q.route("a", &["v".into()]).unwrap();
-            assert!(q.claim().unwrap().is_some());
+            let n = q.next_new().unwrap().unwrap();
+            assert!(q.route(&n, &["v".into()]).unwrap().is_some());
+            assert!(q.claim().unwrap().is_none(), "the router has it");
             // dropped without finishing: as if killed
         }
         let q = Queue::open(&p).unwrap();

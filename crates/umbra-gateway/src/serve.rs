@@ -120,13 +120,17 @@ impl StoreSink for SpoolSink {
             shared,
             calling_ae,
         } = *self;
-        let committed = incoming.commit(|id, loc| {
+        let committed = incoming.commit(|id, loc, kept| {
+            if let Some(bytes) = kept {
+                shared.recent.put(id, bytes);
+            }
             // not acknowledged if not queued: the record is withdrawn and the sender, told
             // the store failed, still has the object
             shared
                 .queue
                 .add_object(id, "dimse", &calling_ae, &loc)
                 .map_err(std::io::Error::other)
+                .inspect_err(|_| drop(shared.recent.take(id)))
         });
         if let Err(e) = committed {
             tracing::error!("cannot make a received object durable: {e}");

@@ -44,8 +44,11 @@ use std::sync::{Arc, Mutex};
 
 /// A segment takes no new record once it is this long.
 const SEGMENT_MAX: u64 = 256 << 20;
-/// Bytes gathered before they are written to the segment.
-const WRITE_CHUNK: usize = 256 << 10;
+/// Objects up to this size are kept whole in memory while they are received, written with one
+/// call at commit, and handed to the caller (the workers take them from memory instead of
+/// reading them back); larger ones are written as they arrive, in chunks of this size.
+pub const KEEP_MAX: usize = 2 << 20;
+const STREAM_CHUNK: usize = 256 << 10;
 const MAGIC: &[u8; 8] = b"UMBRAOBJ";
 const VERSION: u32 = 1;
 /// Length of a record header.
@@ -181,7 +184,8 @@ impl Spool {
             start: segment.end,
             at: segment.end + HEADER_LEN,
             segment: Some(segment),
-            buf: Vec::with_capacity(WRITE_CHUNK),
+            buf: Vec::new(),
+            streaming: false,
             crc: crc32fast::Hasher::new(),
             len: 0,
             spool: self.clone(),
@@ -370,6 +374,60 @@ impl Spool {
     }
 }
 
+/// Objects just received, kept in memory (up to a budget) so that the worker that takes each
+/// one first need not read it back from the log. A miss is never an error: the log has it.
+#[derive(Debug)]
+pub struct Recent {
+    budget: usize,
+    inner: Mutex<(std::collections::HashMap<String, Vec<u8>>, usize)>,
+}
+
+impl Recent {
+    /// Keeps at most `budget` bytes.
+    pub fn new(budget: usize) -> Recent {
+        Recent {
+            budget,
+            inner: Mutex::new(Default::default()),
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (std::collections::HashMap<String, Vec<u8>>, usize)> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `bytes` for `id`, unless that would pass the budget (then the newest objects are
+    /// the ones left in the log: the oldest are taken first).
+    pub fn put(&self, id: &str, bytes: Vec<u8>) {
+        let mut g = self.lock();
+        if g.1 + bytes.len() <= self.budget {
+            g.1 += bytes.len();
+            if let Some(old) = g.0.insert(id.to_string(), bytes) {
+                g.1 -= old.len();
+            }
+        }
+    }
+
+    /// Takes the bytes of `id`, if kept.
+    pub fn take(&self, id: &str) -> Option<Vec<u8>> {
+        let mut g = self.lock();
+        let b = g.0.remove(id)?;
+        g.1 -= b.len();
+        Some(b)
+    }
+
+    /// Runs `f` on the bytes of `id`, if kept, leaving them.
+    pub fn peek<T>(&self, id: &str, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        self.lock().0.get(id).map(|b| f(b))
+    }
+
+    /// Bytes kept now.
+    pub fn bytes(&self) -> usize {
+        self.lock().1
+    }
+}
+
 fn damaged(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("spool damaged: {why}"))
 }
@@ -431,7 +489,10 @@ pub struct Incoming {
     /// Where the next bytes go.
     at: u64,
     segment: Option<Segment>,
+    /// Bytes not yet written: the whole object so far, until it grows past [`KEEP_MAX`].
     buf: Vec<u8>,
+    /// Past [`KEEP_MAX`]: written as it arrives, not kept.
+    streaming: bool,
     crc: crc32fast::Hasher,
     len: u64,
     spool: Spool,
@@ -443,6 +504,8 @@ impl Incoming {
         &self.id
     }
 
+    /// Writes what is gathered in `buf`; when streaming, `buf` is emptied, otherwise it stays
+    /// (it is the whole object, kept for the caller).
     fn flush_buf(&mut self) -> io::Result<()> {
         let Some(seg) = self.segment.as_ref() else {
             return Err(io::Error::other("object already committed"));
@@ -451,22 +514,25 @@ impl Incoming {
             return Ok(());
         }
         write_all_at(&seg.file, &self.buf, self.at)?;
-        start_writeback(&seg.file, self.at, self.buf.len() as u64);
         self.at += self.buf.len() as u64;
-        self.buf.clear();
+        if self.streaming {
+            self.buf.clear();
+        }
         Ok(())
     }
 
     /// Writes the record's header after its bytes and syncs the segment, then runs `record`
-    /// (which queues the object); the segment goes back to the pool only after that, so it is
-    /// never deleted with a record the queue is about to know. Only after this returns may the
-    /// sender be told the object is stored. If `record` fails the record is withdrawn (its
-    /// header erased) and the error returned.
+    /// (which queues the object) with the object's bytes when they were kept in memory (at most
+    /// [`KEEP_MAX`]); the segment goes back to the pool only after that, so it is never deleted
+    /// with a record the queue is about to know. Only after this returns may the sender be told
+    /// the object is stored. If `record` fails the record is withdrawn (its header erased) and
+    /// the error returned.
     pub fn commit(
         mut self,
-        record: impl FnOnce(&str, Location) -> io::Result<()>,
+        record: impl FnOnce(&str, Location, Option<Vec<u8>>) -> io::Result<()>,
     ) -> io::Result<String> {
         self.flush_buf()?;
+        let kept = (!self.streaming).then(|| std::mem::take(&mut self.buf));
         let mut seg = self.segment.take().expect("flush_buf checked it");
         let mut id = [0u8; 16];
         hex::decode_to_slice(&self.id, &mut id).map_err(io::Error::other)?;
@@ -483,7 +549,7 @@ impl Incoming {
             self.spool.lock().live.remove(&seg.seq);
             return Err(e);
         }
-        if let Err(e) = record(&self.id, loc) {
+        if let Err(e) = record(&self.id, loc, kept) {
             let erased = write_all_at(&seg.file, &[0u8; HEADER_LEN as usize], self.start)
                 .and_then(|()| seg.file.sync_data());
             if erased.is_ok() {
@@ -506,13 +572,17 @@ impl Write for Incoming {
         }
         self.crc.update(data);
         self.len += data.len() as u64;
-        if self.buf.len() + data.len() > WRITE_CHUNK {
+        if !self.streaming && self.buf.len() + data.len() > KEEP_MAX {
+            // too large to keep: written as it arrives from now on
+            self.streaming = true;
             self.flush_buf()?;
         }
-        if data.len() >= WRITE_CHUNK {
+        if self.streaming && self.buf.len() + data.len() > STREAM_CHUNK {
+            self.flush_buf()?;
+        }
+        if self.streaming && data.len() >= STREAM_CHUNK {
             let seg = self.segment.as_ref().expect("checked above");
             write_all_at(&seg.file, data, self.at)?;
-            start_writeback(&seg.file, self.at, data.len() as u64);
             self.at += data.len() as u64;
         } else {
             self.buf.extend_from_slice(data);
@@ -556,27 +626,6 @@ fn read_exact_at(mut f: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
     use std::io::Seek;
     f.seek(io::SeekFrom::Start(at))?;
     f.read_exact(buf)
-}
-
-/// Starts writing a range to disk without waiting, so that the `fdatasync` at commit finds
-/// less left to do (Linux; elsewhere nothing).
-fn start_writeback(f: &File, at: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid open descriptor; the call only schedules writeback of its pages.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::sync_file_range(
-                f.as_raw_fd(),
-                at as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (f, at, len);
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename (the folder is synced
@@ -635,14 +684,23 @@ mod tests {
 
     fn put(s: &Spool, bytes: &[u8]) -> (String, Location) {
         let mut i = s.receive().unwrap();
-        i.write_all(bytes).unwrap();
-        let mut loc = None;
+        // as the network delivers it: in pieces
+        for piece in bytes.chunks(16 << 10) {
+            i.write_all(piece).unwrap();
+        }
+        let (mut loc, mut kept) = (None, None);
         let id = i
-            .commit(|_, l| {
-                loc = Some(l);
+            .commit(|_, l, k| {
+                (loc, kept) = (Some(l), k);
                 Ok(())
             })
             .unwrap();
+        // small objects are handed over whole, large ones were written as they came
+        if bytes.len() <= KEEP_MAX {
+            assert_eq!(kept.as_deref(), Some(bytes));
+        } else {
+            assert!(kept.is_none());
+        }
         (id, loc.unwrap())
     }
 
@@ -650,7 +708,8 @@ mod tests {
     fn committed_objects_read_back_and_a_broken_off_one_leaves_no_record() {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path()).unwrap();
-        let big: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        // past KEEP_MAX, so streamed in chunks
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let (a, la) = put(&s, b"abc");
         let mut broken = s.receive().unwrap();
         broken.write_all(&big).unwrap();
@@ -723,7 +782,7 @@ mod tests {
         let s = Spool::open(d.path()).unwrap();
         let mut i = s.receive().unwrap();
         i.write_all(b"refused").unwrap();
-        assert!(i.commit(|_, _| Err(io::Error::other("queue"))).is_err());
+        assert!(i.commit(|_, _, _| Err(io::Error::other("queue"))).is_err());
         let (a, la) = put(&s, b"kept");
         assert_eq!(
             la.offset, HEADER_LEN,
@@ -733,6 +792,20 @@ mod tests {
         let s = Spool::open(d.path()).unwrap();
         assert_eq!(s.records(1).unwrap(), vec![(a, la)]);
         assert!(s.free_bytes().unwrap() > 0);
+    }
+
+    #[test]
+    fn recent_objects_stay_within_their_budget() {
+        let r = Recent::new(10);
+        r.put("a", vec![1; 6]);
+        r.put("b", vec![2; 6]); // would pass the budget: left in the log
+        assert_eq!(r.bytes(), 6);
+        assert_eq!(r.peek("a", |b| b.len()), Some(6));
+        assert!(r.take("b").is_none());
+        assert_eq!(r.take("a"), Some(vec![1; 6]));
+        assert!(r.take("a").is_none());
+        r.put("b", vec![2; 10]);
+        assert_eq!(r.bytes(), 10);
     }
 
     #[test]

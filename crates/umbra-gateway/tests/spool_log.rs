@@ -46,11 +46,11 @@ fn records_never_queued_are_recovered_and_delivered_and_the_segment_goes_when_pu
         for f in &inputs {
             let mut i = spool.receive().unwrap();
             i.write_all(&std::fs::read(f).unwrap()).unwrap();
-            i.commit(|_, _| Ok(())).unwrap();
+            i.commit(|_, _, _| Ok(())).unwrap();
         }
         let mut torn = spool.receive().unwrap();
         torn.write_all(&std::fs::read(&inputs[0]).unwrap()).unwrap();
-        torn.commit(|_, _| Ok(())).unwrap();
+        torn.commit(|_, _, _| Ok(())).unwrap();
         let seg = spool.segment_path(1);
         let len = std::fs::metadata(&seg).unwrap().len();
         let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
