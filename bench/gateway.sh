@@ -87,6 +87,7 @@ p99() {
 
 RESULTS=$OUT/gateway-runs.tsv
 : > "$RESULTS"
+: > "$OUT/gateway-cpu.txt"
 
 # Each run_* sets R (it runs in this shell, so PIDS keeps what it started for the trap).
 
@@ -186,6 +187,9 @@ EOF
   done
   t2=$(now)
   local q; q=$(p99)
+  # the gateway's CPU time (user + system) for the whole run, in ms per object
+  local cpu; cpu=$(awk -v t="$(getconf CLK_TCK)" -v n="$COUNT" '{printf "%.2f", ($14 + $15) / t * 1000 / n}' "/proc/$g/stat")
+  echo "$c $cpu" >> "$OUT/gateway-cpu.txt"
   if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
   kill "$g"; wait "$g" 2>/dev/null || true
   kill "$scp"; wait "$scp" 2>/dev/null || true

@@ -94,6 +94,9 @@ impl Queue {
         conn.busy_timeout(Duration::from_secs(30))?;
         // every statement below stays prepared (parsing SQL per call showed in profiles)
         conn.set_prepared_statement_cache_capacity(32);
+        // one process per spool (the spool's lock file says so): the queue is held exclusively,
+        // which spares every transaction the shared-memory locks of WAL
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let has_table: bool = conn

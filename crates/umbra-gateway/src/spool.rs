@@ -70,6 +70,8 @@ pub struct Location {
 pub struct Spool {
     root: PathBuf,
     segments: Arc<Mutex<Segments>>,
+    /// `SPOOL/lock`, locked (flock) while any handle lives: one process per spool.
+    _lock: Arc<File>,
 }
 
 /// Segments that may still be written: free ones in `pool`, and those a writer holds.
@@ -123,6 +125,7 @@ impl Spool {
             // identifying data lives here: owner only
             std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
         }
+        let lock = lock_spool(&root.join("lock"))?;
         let legacy = root.join("objects");
         if legacy.is_dir() && std::fs::read_dir(&legacy)?.next().is_some() {
             return Err(io::Error::other(format!(
@@ -140,6 +143,7 @@ impl Spool {
                 next,
                 ..Segments::default()
             })),
+            _lock: Arc::new(lock),
         })
     }
 
@@ -426,6 +430,32 @@ impl Recent {
     pub fn bytes(&self) -> usize {
         self.lock().1
     }
+}
+
+/// Opens and locks the spool's lock file; another process holding it is an error at once.
+fn lock_spool(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; no memory is passed.
+        #[allow(unsafe_code)]
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                return Err(io::Error::other(
+                    "the spool is in use by another running gateway (each spool has one)",
+                ));
+            }
+            return Err(e);
+        }
+    }
+    Ok(f)
 }
 
 fn damaged(why: &str) -> io::Error {
@@ -722,7 +752,11 @@ mod tests {
         assert!(s.read(&a, &lb).is_err(), "another object's location");
         // one writer at a time: all three in the same segment, in order
         assert_eq!((la.segment, lb.segment, lc.segment), (1, 1, 1));
+        // one process per spool
+        let e = Spool::open(d.path()).unwrap_err().to_string();
+        assert!(e.contains("in use"), "{e}");
         // the next process reads them back and writes to a new segment
+        drop(s);
         let s = Spool::open(d.path()).unwrap();
         assert_eq!(s.closed_segments().unwrap(), vec![1]);
         let recs = s.records(1).unwrap();
