@@ -54,6 +54,7 @@ pub struct Shared {
     pub recent: Recent,
     /// Set to stop the workers after their current job.
     pub stop: AtomicBool,
+    last_purge: Mutex<f64>,
     wake: (Mutex<u64>, Condvar),
 }
 
@@ -94,8 +95,21 @@ impl Shared {
             ),
             recent: Recent::new(RECENT_BUDGET),
             stop: AtomicBool::new(false),
+            last_purge: Mutex::new(0.0),
             wake: (Mutex::new(0), Condvar::new()),
         })
+    }
+
+    /// Whether it is time to purge: `every` seconds after the last purge (workers purge every
+    /// second when idle and every ten when busy, so the log shrinks under a steady inflow too).
+    fn purge_due(&self, every: f64) -> bool {
+        let mut last = self.last_purge.lock().unwrap_or_else(|e| e.into_inner());
+        if now() - *last > every {
+            *last = now();
+            true
+        } else {
+            false
+        }
     }
 
     /// Wakes a sleeping worker: there is new work.
@@ -181,15 +195,19 @@ fn destination_key(spool: &Spool, name: &str, file: Option<&Path>) -> Result<Key
 /// A worker: routes new objects and runs due jobs until `stop`.
 pub fn worker(shared: &Shared) {
     let mut senders = Sender::default();
-    let mut last_purge = 0.0;
     while !shared.stop.load(Ordering::Relaxed) {
+        if shared.purge_due(10.0) {
+            purge(shared);
+        }
+        // one new object (routed, and its first job run while it is fresh in memory), then one
+        // waiting job (another destination's, a retry): neither starves under a steady inflow
+        let mut worked = false;
         match shared.queue.next_new() {
             Ok(Some(obj)) => {
-                // the router runs the object's first job itself, while it is fresh in memory
                 if let Some(job) = route(shared, &obj) {
                     run_job(shared, &job, &mut senders);
                 }
-                continue;
+                worked = true;
             }
             Ok(None) => {}
             Err(e) => {
@@ -201,7 +219,7 @@ pub fn worker(shared: &Shared) {
         match shared.queue.claim() {
             Ok(Some(job)) => {
                 run_job(shared, &job, &mut senders);
-                continue;
+                worked = true;
             }
             Ok(None) => {}
             Err(e) => {
@@ -210,8 +228,10 @@ pub fn worker(shared: &Shared) {
                 continue;
             }
         }
-        if now() - last_purge > 10.0 {
-            last_purge = now();
+        if worked {
+            continue;
+        }
+        if shared.purge_due(1.0) {
             purge(shared);
         }
         senders.close_idle();

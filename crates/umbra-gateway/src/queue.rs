@@ -339,18 +339,26 @@ impl Queue {
     pub fn purge(&self, before: f64) -> Result<Vec<u64>> {
         let mut c = self.conn();
         let tx = c.transaction()?;
-        tx.prepare_cached(
-            "UPDATE objects SET state = 'purged' WHERE state = 'done' AND done_at < ?1",
-        )?
-        .execute([before])?;
-        let segments = tx
+        // only the segments of the objects purged now can have become unwanted: the work is in
+        // proportion to what is purged, not to the size of the queue
+        let mut touched = tx
             .prepare_cached(
-                "SELECT segment FROM objects GROUP BY segment
-                 HAVING SUM(state <> 'purged') = 0",
+                "UPDATE objects SET state = 'purged' WHERE state = 'done' AND done_at < ?1
+                 RETURNING segment",
             )?
-            .query_map([], |r| r.get::<_, i64>(0))?
-            .map(|r| r.map(|n| n as u64))
+            .query_map([before], |r| r.get::<_, i64>(0))?
             .collect::<Result<Vec<_>>>()?;
+        touched.sort_unstable();
+        touched.dedup();
+        let mut segments = Vec::new();
+        for seg in touched {
+            let wanted = tx
+                .prepare_cached("SELECT 1 FROM objects WHERE segment = ?1 AND state <> 'purged'")?
+                .exists([seg])?;
+            if !wanted {
+                segments.push(seg as u64);
+            }
+        }
         tx.commit()?;
         Ok(segments)
     }
