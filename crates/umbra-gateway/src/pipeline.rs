@@ -130,11 +130,16 @@ impl Shared {
 
     /// Records in the spool's log the queue does not know (received by a process killed
     /// between the spool's sync and the queue's insert, or a queue transaction lost to a power
-    /// cut) are queued again once their checksum holds; segments holding nothing wanted are
-    /// deleted. Runs before the listeners start (no segment is being written).
+    /// cut) are queued again once their checksum holds; objects due for purging are purged,
+    /// and segments holding nothing wanted are deleted. Runs before the listeners start (no
+    /// segment is being written).
     pub fn recover(&self) -> Result<usize, String> {
         let list = |e: std::io::Error| format!("cannot read the spool: {e}");
         let q = |e: rusqlite::Error| format!("queue: {e}");
+        // what is due for purging goes first, so that its segments go at once
+        self.queue
+            .purge(now() - self.keep_forwarded.as_secs_f64())
+            .map_err(q)?;
         let mut recovered = 0;
         for seq in self.spool.closed_segments().map_err(list)? {
             let records = self.spool.records(seq).map_err(list)?;
@@ -152,6 +157,14 @@ impl Shared {
                     .map_err(std::io::Error::other)
             };
             if self.spool.delete_segment(seq, unwanted).map_err(list)? {
+                self.queue.forget_segment(seq).map_err(q)?;
+            }
+        }
+        // rows of a segment deleted just before a crash (rows not yet forgotten): nothing is
+        // wanted from them
+        let on_disk = self.spool.all_segments().map_err(list)?;
+        for seq in self.queue.segments().map_err(q)? {
+            if !on_disk.contains(&seq) && self.queue.segment_unwanted(seq).map_err(q)? {
                 self.queue.forget_segment(seq).map_err(q)?;
             }
         }

@@ -363,6 +363,14 @@ impl Queue {
         Ok(segments)
     }
 
+    /// Every segment the queue has objects in.
+    pub fn segments(&self) -> Result<Vec<u64>> {
+        self.conn()
+            .prepare_cached("SELECT DISTINCT segment FROM objects")?
+            .query_map([], |r| r.get::<_, i64>(0).map(|n| n as u64))?
+            .collect()
+    }
+
     /// Whether no object of `segment` is wanted any more (none, or all purged).
     pub fn segment_unwanted(&self, segment: u64) -> Result<bool> {
         Ok(!self

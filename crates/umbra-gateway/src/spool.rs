@@ -13,19 +13,23 @@
 //! association or a STOW-RS request takes a segment from a pool and gives it back), so records
 //! in a segment are written one after another and only the last can be torn.
 //!
-//! A record is a 48-byte header, then the object's bytes (a whole Part 10 file), then zero to
+//! A record is a 56-byte header, then the object's bytes (a whole Part 10 file), then zero to
 //! seven bytes of padding to an 8-byte boundary. The header is written after the bytes, and the
 //! object is acknowledged only after one `fdatasync` of the segment has made both durable:
 //!
 //! ```text
 //! 0   magic "UMBRAOBJ"
 //! 8   u32 format version (1)
-//! 12  u32 CRC-32 of bytes 16..48
+//! 12  u32 CRC-32 of bytes 16..56
 //! 16  16 bytes object id
 //! 32  u64 length of the object
 //! 40  u32 CRC-32 of the object
 //! 44  u32 zero
+//! 48  u64 the segment's number
 //! ```
+//!
+//! A record names its segment, so bytes that do not belong to this segment's records (a file
+//! copied or renamed by hand) are never read as one of them.
 //!
 //! At start, segments are read record by record (stopping at the first header that does not
 //! check: a torn last write, never acknowledged). A record whose object the queue does not know
@@ -43,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// A segment takes no new record once it is this long.
-const SEGMENT_MAX: u64 = 256 << 20;
+const SEGMENT_MAX: u64 = 64 << 20;
 /// Objects up to this size are kept whole in memory while they are received, written with one
 /// call at commit, and handed to the caller (the workers take them from memory instead of
 /// reading them back); larger ones are written as they arrive, in chunks of this size.
@@ -52,7 +56,7 @@ const STREAM_CHUNK: usize = 256 << 10;
 const MAGIC: &[u8; 8] = b"UMBRAOBJ";
 const VERSION: u32 = 1;
 /// Length of a record header.
-pub const HEADER_LEN: u64 = 48;
+pub const HEADER_LEN: u64 = 56;
 
 /// Where an object's bytes are: `len` bytes from `offset` in log segment `segment`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +244,11 @@ impl Spool {
             .collect())
     }
 
+    /// Every segment on disk, in order.
+    pub fn all_segments(&self) -> io::Result<Vec<u64>> {
+        segment_numbers(&self.root.join("log"))
+    }
+
     /// Deletes a segment no writer holds (a closed one, or one waiting in the pool) when
     /// `still_empty` (asked while no writer can take the segment) says none of its objects is
     /// wanted any more. Returns whether it was deleted.
@@ -262,7 +271,6 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        drop(s);
         Ok(true)
     }
 
@@ -277,7 +285,7 @@ impl Spool {
         while at + HEADER_LEN <= size {
             std::io::Seek::seek(&mut f, io::SeekFrom::Start(at))?;
             f.read_exact(&mut h)?;
-            let Some((id, len, _)) = parse_header(&h) else {
+            let Some((id, len, _)) = parse_header(&h, seq) else {
                 break;
             };
             let offset = at + HEADER_LEN;
@@ -324,8 +332,8 @@ impl Spool {
         let f = File::open(self.segment_path(loc.segment))?;
         let mut h = [0u8; HEADER_LEN as usize];
         read_exact_at(&f, &mut h, start)?;
-        let (hid, hlen, crc) =
-            parse_header(&h).ok_or_else(|| damaged("the record header does not check"))?;
+        let (hid, hlen, crc) = parse_header(&h, loc.segment)
+            .ok_or_else(|| damaged("the record header does not check"))?;
         if hid != id || hlen != loc.len {
             return Err(damaged("the record is not the queued object"));
         }
@@ -484,30 +492,30 @@ fn segment_numbers(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(v)
 }
 
-fn header(id: &[u8; 16], len: u64, crc: u32) -> [u8; HEADER_LEN as usize] {
+fn header(seq: u64, id: &[u8; 16], len: u64, crc: u32) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[16..32].copy_from_slice(id);
     h[32..40].copy_from_slice(&len.to_le_bytes());
     h[40..44].copy_from_slice(&crc.to_le_bytes());
+    h[48..56].copy_from_slice(&seq.to_le_bytes());
     let hc = crc32fast::hash(&h[16..]);
     h[12..16].copy_from_slice(&hc.to_le_bytes());
     h
 }
 
-/// (id, length, CRC of the object) of a header that checks.
-fn parse_header(h: &[u8]) -> Option<(String, u64, u32)> {
-    let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap_or_default());
-    if h.len() != HEADER_LEN as usize
-        || &h[..8] != MAGIC
-        || u32_at(8) != VERSION
-        || u32_at(12) != crc32fast::hash(&h[16..])
-    {
+/// (id, length, CRC of the object) of a header that checks and belongs to segment `seq`.
+fn parse_header(h: &[u8], seq: u64) -> Option<(String, u64, u32)> {
+    if h.len() != HEADER_LEN as usize || &h[..8] != MAGIC {
         return None;
     }
-    let len = u64::from_le_bytes(h[32..40].try_into().ok()?);
-    Some((hex::encode(&h[16..32]), len, u32_at(40)))
+    let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().unwrap_or_default());
+    if u32_at(8) != VERSION || u32_at(12) != crc32fast::hash(&h[16..]) || u64_at(48) != seq {
+        return None;
+    }
+    Some((hex::encode(&h[16..32]), u64_at(32), u32_at(40)))
 }
 
 /// An object being received: its bytes go to a segment this writer holds; `commit` makes it
@@ -572,7 +580,7 @@ impl Incoming {
             offset: self.start + HEADER_LEN,
             len: self.len,
         };
-        let written = write_all_at(&seg.file, &header(&id, self.len, crc), self.start)
+        let written = write_all_at(&seg.file, &header(seg.seq, &id, self.len, crc), self.start)
             .and_then(|()| seg.file.sync_data());
         if let Err(e) = written {
             // the segment's end is unknown now: it takes no more records
@@ -780,6 +788,28 @@ mod tests {
         assert!(!s.delete_segment(1, || Ok(false)).unwrap());
         assert!(s.delete_segment(1, || Ok(true)).unwrap());
         assert!(s.read(&c, &lc).is_err());
+    }
+
+    #[test]
+    fn a_record_is_read_only_in_its_own_segment() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path()).unwrap();
+        let (a, la) = put(&s, b"an object");
+        drop(s);
+        // the same bytes under another segment's name are not its records
+        std::fs::copy(
+            d.path().join("log/0000000000000001.log"),
+            d.path().join("log/0000000000000007.log"),
+        )
+        .unwrap();
+        let s = Spool::open(d.path()).unwrap();
+        assert_eq!(s.records(1).unwrap(), vec![(a.clone(), la)]);
+        assert!(s.records(7).unwrap().is_empty());
+        let moved = Location { segment: 7, ..la };
+        assert_eq!(
+            s.read(&a, &moved).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
     }
 
     #[test]
