@@ -14,6 +14,8 @@
 #        the gateway with perf (OUT/gateway-cN.perf.data), PERF=all records every process
 #        during the floor's and the gateway's runs (OUT/{floor,gateway}-all-cN.perf.data;
 #        `perf report --sort comm` splits the CPU between senders, gateway and receiver).
+# Also written: OUT/gateway-cpu.txt (the gateway's own CPU, ms per object, per run) and
+# OUT/busy.txt (the whole machine's busy CPU, ms per object, per floor and gateway run).
 # The destination takes the Basic Profile without options (with clean-descriptors the ct512
 # slices are held back: their Patient Comments carry the address).
 #
@@ -46,6 +48,9 @@ export TCP_NODELAY=1 # dcmtk 3.6.7 leaves Nagle on without it (40 ms per message
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 now() { date +%s.%N; }
+# busy() : CPU-seconds the whole machine has been busy since boot (user, nice, system, irq,
+# softirq, steal from /proc/stat); the difference across a run is what the run cost
+busy() { awk -v t="$(getconf CLK_TCK)" '/^cpu / {printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -88,6 +93,7 @@ p99() {
 RESULTS=$OUT/gateway-runs.tsv
 : > "$RESULTS"
 : > "$OUT/gateway-cpu.txt"
+: > "$OUT/busy.txt"
 
 # Each run_* sets R (it runs in this shell, so PIDS keeps what it started for the trap).
 
@@ -104,7 +110,9 @@ run_floor() {
     perf record -a -F 999 -g -o "$OUT/floor-all-c$c.perf.data" 2>/dev/null & perf=$!
     sleep 1
   fi
-  t0=$(now); send "$c" "$port" VENDOR; t1=$(now)
+  local b0 b1
+  b0=$(busy); t0=$(now); send "$c" "$port" VENDOR; t1=$(now); b1=$(busy)
+  echo "floor $c $(echo "$b0 $b1" | awk -v n="$COUNT" '{printf "%.2f", ($2 - $1) * 1000 / n}')" >> "$OUT/busy.txt"
   if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
   kill "$scp"; wait "$scp" 2>/dev/null || true
   local got; got=$(find "$dir" -type f | wc -l)
@@ -174,7 +182,8 @@ EOF
     perf record -a -F 999 -g -o "$OUT/gateway-all-c$c.perf.data" 2>/dev/null & perf=$!
     sleep 1
   fi
-  local t0 t1 t2 f
+  local t0 t1 t2 f b0 b1
+  b0=$(busy)
   t0=$(now)
   send "$c" "$DIMSE" UMBRA
   t1=$(now)
@@ -186,6 +195,8 @@ EOF
     sleep 0.02
   done
   t2=$(now)
+  b1=$(busy)
+  echo "gateway $c $(echo "$b0 $b1" | awk -v n="$COUNT" '{printf "%.2f", ($2 - $1) * 1000 / n}')" >> "$OUT/busy.txt"
   local q; q=$(p99)
   # the gateway's CPU time (user + system) for the whole run, in ms per object
   local cpu; cpu=$(awk -v t="$(getconf CLK_TCK)" -v n="$COUNT" '{printf "%.2f", ($14 + $15) / t * 1000 / n}' "/proc/$g/stat")
