@@ -144,7 +144,8 @@ impl Shared {
         for seq in self.spool.closed_segments().map_err(list)? {
             let records = self.spool.records(seq).map_err(list)?;
             let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
-            let unknown = self.queue.unknown(&ids).map_err(q)?;
+            let unknown: std::collections::HashSet<String> =
+                self.queue.unknown(&ids).map_err(q)?.into_iter().collect();
             for (id, loc) in records.iter().filter(|(id, _)| unknown.contains(id)) {
                 if self.spool.verify(id, loc).is_ok() {
                     self.queue.add_object(id, "recovered", "", loc).map_err(q)?;
