@@ -64,8 +64,32 @@ fn storescp(dir: &Path, accept_all: bool) -> Option<(Peer, u16)> {
         .spawn()
         .unwrap();
     let peer = Peer(child);
-    wait_listening(port);
+    wait_echo(port);
     Some((peer, port))
+}
+
+/// Waits until storescp answers a whole association (C-ECHO and release). A bare TCP probe is
+/// not enough: storescp without `--fork` serves one connection at a time and, still busy with
+/// the probe, may reset the association that follows.
+fn wait_echo(port: u16) {
+    let start = std::time::Instant::now();
+    let cfg = PeerConfig::new("STORESCP", "127.0.0.1", port, "PROBE");
+    loop {
+        let answered =
+            Scu::associate(&cfg, &Proposals::new().verification()).and_then(|mut scu| {
+                let status = scu.echo()?;
+                scu.release()?;
+                Ok(status)
+            });
+        if matches!(answered, Ok(Status::SUCCESS)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "storescp on {port} does not answer C-ECHO: {answered:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]

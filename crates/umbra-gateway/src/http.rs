@@ -199,23 +199,10 @@ async fn stow(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
             }
         };
         let shared = s.shared.clone();
-        let committed = tokio::task::spawn_blocking(move || {
-            incoming.commit(|id, loc, kept| {
-                if let Some(bytes) = kept {
-                    shared.recent.put(id, bytes);
-                }
-                shared
-                    .queue
-                    .add_object(id, "stow", "", &loc)
-                    .map_err(std::io::Error::other)
-                    .inspect_err(|_| drop(shared.recent.take(id)))
-            })
-        })
-        .await;
+        let committed =
+            tokio::task::spawn_blocking(move || shared.store(incoming, "stow", "")).await;
         match committed {
             Ok(Ok(_)) => {
-                s.shared.metrics.received("stow");
-                s.shared.notify();
                 stored.push((meta.sop_class_uid, meta.sop_instance_uid));
             }
             _ => {

@@ -112,6 +112,30 @@ impl Shared {
         }
     }
 
+    /// Makes a received object durable and queues it (`source`: `dimse` or `stow`); objects
+    /// kept in memory while received go to [`Recent`] for the worker that takes them. Only
+    /// after this succeeds may the sender be told the object is stored; when it fails the
+    /// record is withdrawn (the sender, told the store failed, still has the object).
+    pub fn store(
+        &self,
+        incoming: crate::spool::Incoming,
+        source: &str,
+        calling_ae: &str,
+    ) -> std::io::Result<String> {
+        let id = incoming.commit(|id, loc, kept| {
+            if let Some(bytes) = kept {
+                self.recent.put(id, bytes);
+            }
+            self.queue
+                .add_object(id, source, calling_ae, &loc)
+                .map_err(std::io::Error::other)
+                .inspect_err(|_| drop(self.recent.take(id)))
+        })?;
+        self.metrics.received(source);
+        self.notify();
+        Ok(id)
+    }
+
     /// Wakes a sleeping worker: there is new work.
     pub fn notify(&self) {
         let (m, c) = &self.wake;

@@ -120,29 +120,17 @@ impl StoreSink for SpoolSink {
             shared,
             calling_ae,
         } = *self;
-        let committed = incoming.commit(|id, loc, kept| {
-            if let Some(bytes) = kept {
-                shared.recent.put(id, bytes);
+        match shared.store(incoming, "dimse", &calling_ae) {
+            Ok(_) => Status(0x0000),
+            Err(e) => {
+                tracing::error!("cannot make a received object durable: {e}");
+                Status(0xA700)
             }
-            // not acknowledged if not queued: the record is withdrawn and the sender, told
-            // the store failed, still has the object
-            shared
-                .queue
-                .add_object(id, "dimse", &calling_ae, &loc)
-                .map_err(std::io::Error::other)
-                .inspect_err(|_| drop(shared.recent.take(id)))
-        });
-        if let Err(e) = committed {
-            tracing::error!("cannot make a received object durable: {e}");
-            return Status(0xA700);
         }
-        shared.metrics.received("dimse");
-        shared.notify();
-        Status(0x0000)
     }
 
     fn abort(self: Box<Self>) {
-        // dropping `incoming` removes the partial file
+        // dropping `incoming` gives its log segment back as it was (nothing was recorded)
     }
 }
 
