@@ -8,8 +8,8 @@
 //! ```
 //!
 //! Received objects are appended to log segments, not written as one file each: a new file
-//! needs its folder synced too before it can be acknowledged, and that cost about four times the
-//! object's own write (BENCHMARKS.md, "Gateway"). Each segment has one writer at a time (an
+//! needs its folder synced too before it can be acknowledged, and on the disk measured that made
+//! receipt two to three times slower than appending to an open file (BENCHMARKS.md, "Gateway"). Each segment has one writer at a time (an
 //! association or a STOW-RS request takes a segment from a pool and gives it back), so records
 //! in a segment are written one after another and only the last can be torn.
 //!
