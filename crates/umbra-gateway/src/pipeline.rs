@@ -136,6 +136,26 @@ impl Shared {
         Ok(id)
     }
 
+    /// Deletes a log segment holding no object still wanted (and no writer), then forgets its
+    /// rows. Returns whether it went.
+    fn delete_segment_if_unwanted(&self, seq: u64) -> Result<bool, String> {
+        let unwanted = || {
+            self.queue
+                .segment_unwanted(seq)
+                .map_err(std::io::Error::other)
+        };
+        let deleted = self
+            .spool
+            .delete_segment(seq, unwanted)
+            .map_err(|e| format!("cannot delete log segment {seq}: {e}"))?;
+        if deleted {
+            self.queue
+                .forget_segment(seq)
+                .map_err(|e| format!("queue: {e}"))?;
+        }
+        Ok(deleted)
+    }
+
     /// Wakes a sleeping worker: there is new work.
     pub fn notify(&self) {
         let (m, c) = &self.wake;
@@ -176,14 +196,7 @@ impl Shared {
                     recovered += 1;
                 }
             }
-            let unwanted = || {
-                self.queue
-                    .segment_unwanted(seq)
-                    .map_err(std::io::Error::other)
-            };
-            if self.spool.delete_segment(seq, unwanted).map_err(list)? {
-                self.queue.forget_segment(seq).map_err(q)?;
-            }
+            self.delete_segment_if_unwanted(seq)?;
         }
         // rows of a segment deleted just before a crash (rows not yet forgotten): nothing is
         // wanted from them
@@ -580,20 +593,8 @@ fn purge(shared: &Shared) {
         }
     };
     for seq in segments {
-        let unwanted = || {
-            shared
-                .queue
-                .segment_unwanted(seq)
-                .map_err(std::io::Error::other)
-        };
-        match shared.spool.delete_segment(seq, unwanted) {
-            Ok(true) => {
-                if let Err(e) = shared.queue.forget_segment(seq) {
-                    tracing::error!(segment = seq, "queue: {e}");
-                }
-            }
-            Ok(false) => {}
-            Err(e) => tracing::error!(segment = seq, "cannot purge: {e}"),
+        if let Err(e) = shared.delete_segment_if_unwanted(seq) {
+            tracing::error!(segment = seq, "cannot purge: {e}");
         }
     }
 }

@@ -78,6 +78,12 @@ pub fn now() -> f64 {
 
 type Result<T> = std::result::Result<T, rusqlite::Error>;
 
+/// Whether some object of `segment` is not purged yet.
+fn segment_wanted(c: &Connection, segment: u64) -> Result<bool> {
+    c.prepare_cached("SELECT 1 FROM objects WHERE segment = ?1 AND state <> 'purged'")?
+        .exists([segment as i64])
+}
+
 /// The location in columns `at`, `at + 1`, `at + 2` (segment, offset, length).
 fn location(r: &rusqlite::Row<'_>, at: usize) -> Result<Location> {
     Ok(Location {
@@ -352,10 +358,7 @@ impl Queue {
         touched.dedup();
         let mut segments = Vec::new();
         for seg in touched {
-            let wanted = tx
-                .prepare_cached("SELECT 1 FROM objects WHERE segment = ?1 AND state <> 'purged'")?
-                .exists([seg])?;
-            if !wanted {
+            if !segment_wanted(&tx, seg as u64)? {
                 segments.push(seg as u64);
             }
         }
@@ -373,10 +376,7 @@ impl Queue {
 
     /// Whether no object of `segment` is wanted any more (none, or all purged).
     pub fn segment_unwanted(&self, segment: u64) -> Result<bool> {
-        Ok(!self
-            .conn()
-            .prepare_cached("SELECT 1 FROM objects WHERE segment = ?1 AND state <> 'purged'")?
-            .exists([segment as i64])?)
+        Ok(!segment_wanted(&self.conn(), segment)?)
     }
 
     /// Forgets the objects of a deleted segment and their jobs (quarantined copies stay in the

@@ -277,14 +277,13 @@ impl Spool {
     /// Every record of a closed segment whose header checks, in order: (id, location). Stops at
     /// the first header that does not (a torn last write). Objects are not checked here.
     pub fn records(&self, seq: u64) -> io::Result<Vec<(String, Location)>> {
-        let mut f = io::BufReader::new(File::open(self.segment_path(seq))?);
-        let size = f.get_ref().metadata()?.len();
+        let f = File::open(self.segment_path(seq))?;
+        let size = f.metadata()?.len();
         let mut out = Vec::new();
         let mut at = 0u64;
         let mut h = [0u8; HEADER_LEN as usize];
         while at + HEADER_LEN <= size {
-            std::io::Seek::seek(&mut f, io::SeekFrom::Start(at))?;
-            f.read_exact(&mut h)?;
+            read_exact_at(&f, &mut h, at)?;
             let Some((id, len, _)) = parse_header(&h, seq) else {
                 break;
             };
@@ -373,8 +372,13 @@ impl Spool {
         let to = dir.join(format!("{id}.dcm"));
         let mut reason = reason.to_string();
         if !to.exists() {
-            match self.read(id, loc) {
-                Ok(bytes) => write_durably(&to, &bytes)?,
+            // checked, then copied in place: a large object never enters memory whole
+            match self.verify(id, loc) {
+                Ok(()) => {
+                    let (mut f, _) = self.open_record(id, loc)?;
+                    std::io::Seek::seek(&mut f, io::SeekFrom::Start(loc.offset))?;
+                    copy_durably(&mut f.take(loc.len), &to)?;
+                }
                 Err(e) => reason.push_str(&format!(" (the spooled object cannot be read: {e})")),
             }
         }
@@ -668,11 +672,16 @@ fn read_exact_at(mut f: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename (the folder is synced
 /// by the caller when it matters).
-pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_durably(path: &Path, mut bytes: &[u8]) -> io::Result<()> {
+    copy_durably(&mut bytes, path)
+}
+
+/// [`write_durably`] for what `from` yields, to its end.
+fn copy_durably(from: &mut impl Read, path: &Path) -> io::Result<()> {
     let tmp = path.with_extension("tmp-write");
     {
         let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        io::copy(from, &mut f)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
