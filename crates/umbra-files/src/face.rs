@@ -331,6 +331,7 @@ fn decode_slice(path: &Path) -> Result<Decoded, String> {
         object,
         transfer_syntax,
         raw_pixel_data,
+        ..
     } = read_input(path).map_err(|e| e.to_string())?;
     let (image, geometry) =
         crate::pixels::decode(&object, raw_pixel_data.as_ref(), &transfer_syntax)?;
@@ -388,6 +389,7 @@ fn deface_multiframe(one: &Slice) -> Result<(Image, Image), Declined> {
         object,
         transfer_syntax,
         raw_pixel_data,
+        ..
     } = read_input(&one.path).map_err(|e| err(e.to_string()))?;
     let (image, geometry) =
         crate::pixels::decode(&object, raw_pixel_data.as_ref(), &transfer_syntax).map_err(err)?;

@@ -2,7 +2,7 @@
 
 use crate::guard::{Encoding, Walk, check_dataset, check_meta, check_prefix};
 use dicom_object::file::ReadPreamble;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::{FileMetaTable, InMemDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::entries::{
     EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
@@ -54,7 +54,8 @@ pub fn read_object(path: &Path) -> Result<(InMemDicomObject, String), ReadError>
 pub fn parse_bytes(bytes: &[u8]) -> Result<(InMemDicomObject, String), ReadError> {
     if let Some(at) = magic_at(bytes) {
         precheck_part10(&bytes[at + 4..])?;
-        return parse_part10(&bytes[at..]);
+        let (object, ts, _) = parse_part10(&bytes[at..])?;
+        return Ok((object, ts));
     }
     read_bare_dataset(bytes)
 }
@@ -72,17 +73,17 @@ fn magic_at(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Parses a Part 10 file from its `DICM` magic on (the structural check already passed).
-fn parse_part10(from: &[u8]) -> Result<(InMemDicomObject, String), ReadError> {
+fn parse_part10(from: &[u8]) -> Result<(InMemDicomObject, String, FileMetaTable), ReadError> {
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
         .from_reader(from)
         .map_err(|e| ReadError::Parse(one_line(e)))?;
-    let ts = obj
-        .meta()
+    let meta = obj.meta().clone();
+    let ts = meta
         .transfer_syntax()
         .trim_end_matches(['\0', ' '])
         .to_owned();
-    Ok((obj.into_inner(), ts))
+    Ok((obj.into_inner(), ts, meta))
 }
 
 /// An input ready for the engine.
@@ -96,6 +97,9 @@ pub struct Input {
     pub transfer_syntax: String,
     /// The file's own Pixel Data element, when it ends the file.
     pub raw_pixel_data: Option<RawPixelData>,
+    /// The file meta group as read (none for a bare data set): what the sender recorded about
+    /// the object (SOP class, source AE title), for callers that route on it.
+    pub meta: Option<FileMetaTable>,
 }
 
 /// The encoded Pixel Data element (header and value) as it stands in the input file: carried to
@@ -292,11 +296,13 @@ fn header_first(
         match walked {
             (Walk::NativePixelDataAt(off), start) => {
                 let at = magic_at + 4 + start + off;
-                let (mut object, transfer_syntax) = parse_part10(&prefix[magic_at..at]).ok()?;
+                let (mut object, transfer_syntax, meta) =
+                    parse_part10(&prefix[magic_at..at]).ok()?;
                 object.put(pixel_placeholder());
                 return Some(Input {
                     object,
                     transfer_syntax,
+                    meta: Some(meta),
                     raw_pixel_data: Some(RawPixelData::InFile {
                         path: path.to_path_buf(),
                         offset: base + at as u64,
@@ -333,22 +339,25 @@ pub fn input_from_bytes(bytes: Vec<u8>) -> Result<Input, ReadError> {
             object,
             transfer_syntax,
             raw_pixel_data: None,
+            meta: None,
         });
     };
     let check = precheck_part10(&bytes[magic_at + 4..])?;
     let Some(at) = check.pixel_data_at.map(|off| magic_at + 4 + off) else {
-        let (object, transfer_syntax) = parse_part10(&bytes[magic_at..])?;
+        let (object, transfer_syntax, meta) = parse_part10(&bytes[magic_at..])?;
         return Ok(Input {
             object,
             transfer_syntax,
             raw_pixel_data: None,
+            meta: Some(meta),
         });
     };
-    let (mut object, transfer_syntax) = parse_part10(&bytes[magic_at..at])?;
+    let (mut object, transfer_syntax, meta) = parse_part10(&bytes[magic_at..at])?;
     object.put(pixel_placeholder());
     Ok(Input {
         object,
         transfer_syntax,
+        meta: Some(meta),
         raw_pixel_data: Some(RawPixelData::InMemory { file: bytes, at }),
     })
 }

@@ -492,6 +492,7 @@ pub fn deidentify_input(
         object,
         transfer_syntax,
         mut raw_pixel_data,
+        ..
     } = read;
     let ts = transfer_syntax.as_str();
     let refused = |h: HoldBack| {

@@ -42,7 +42,7 @@ pub fn router(state: HttpState, max_body: usize) -> Router {
 async fn healthz(State(s): State<HttpState>) -> Response {
     let shared = s.shared.clone();
     let ok = tokio::task::spawn_blocking(move || {
-        shared.queue.depth().is_ok() && shared.spool.free_bytes().is_ok()
+        shared.depth().is_ok() && shared.spool.free_bytes().is_ok()
     })
     .await
     .unwrap_or(false);
@@ -62,7 +62,7 @@ async fn metrics(State(s): State<HttpState>) -> Response {
     let text = tokio::task::spawn_blocking(move || {
         shared
             .metrics
-            .render(shared.queue.depth().ok(), shared.spool.free_bytes().ok())
+            .render(shared.depth().ok(), shared.spool.free_bytes().ok())
     })
     .await
     .unwrap_or_default();

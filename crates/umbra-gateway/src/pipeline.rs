@@ -9,15 +9,16 @@
 use crate::config::{CompiledRoute, Config, ConfigError, RouteFacts, Target};
 use crate::forward::{Delivery, Sender};
 use crate::metrics::Metrics;
-use crate::queue::{Job, NewObject, Queue, now};
+use crate::queue::{Depth, Job, JobEnd, NewObject, Queue, now};
 use crate::spool::{Recent, Spool, sync_dir};
 use dicom_dictionary_std::tags;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use umbra_core::{Deidentifier, Key, Pseudonymizer};
-use umbra_files::{Cleaner, Gate, Outcome};
+use umbra_files::{Cleaner, Gate, Input, Outcome, ReadError};
 
 /// Name under which objects no route takes are quarantined.
 pub const UNROUTED: &str = "_unrouted";
@@ -25,6 +26,60 @@ pub const UNROUTED: &str = "_unrouted";
 /// Memory for objects just received, waiting for a worker ([`Recent`]); past it, workers read
 /// them back from the log.
 const RECENT_BUDGET: usize = 256 << 20;
+
+/// Objects just received wait for a worker in memory up to this many; past it they wait in the
+/// queue (a long backlog costs no memory).
+const FRESH_MAX: usize = 4096;
+
+/// Objects this process received and the queue has not heard of yet. A worker takes each one
+/// from here, routes it, runs its first job at once, and only then records the object, its jobs
+/// and how the first ended, in one transaction: one write to the queue per object instead of
+/// four. The spool's log has every one of them durably; were the process killed, recovery at
+/// the next start queues them from there (see [`Shared::recover`]), and a copy sent before the
+/// kill is sent again, the same bytes.
+#[derive(Default)]
+struct Fresh {
+    waiting: VecDeque<NewObject>,
+    /// Objects taken by a worker and not yet recorded.
+    taken: usize,
+    /// Per log segment, how many of its objects are waiting or taken: such a segment is wanted
+    /// whatever the queue says.
+    per_segment: HashMap<u64, usize>,
+}
+
+impl Fresh {
+    /// Adds an object: at the back (just received), or at the front (taken, and to be taken
+    /// again first).
+    fn push_front_or_back(&mut self, obj: NewObject, front: bool) {
+        *self.per_segment.entry(obj.loc.segment).or_default() += 1;
+        if front {
+            self.waiting.push_front(obj);
+        } else {
+            self.waiting.push_back(obj);
+        }
+    }
+
+    fn take(&mut self) -> Option<NewObject> {
+        let obj = self.waiting.pop_front()?;
+        self.taken += 1;
+        Some(obj)
+    }
+
+    /// A taken object is recorded in the queue (or handed back): it leaves the count.
+    fn settled(&mut self, obj: &NewObject) {
+        self.taken = self.taken.saturating_sub(1);
+        self.forget(obj);
+    }
+
+    fn forget(&mut self, obj: &NewObject) {
+        if let Some(n) = self.per_segment.get_mut(&obj.loc.segment) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_segment.remove(&obj.loc.segment);
+            }
+        }
+    }
+}
 
 /// One destination, ready to work: its own engine (options and key) and target.
 pub struct Destination {
@@ -56,6 +111,7 @@ pub struct Shared {
     pub stop: AtomicBool,
     last_purge: Mutex<f64>,
     wake: (Mutex<u64>, Condvar),
+    fresh: Mutex<Fresh>,
 }
 
 impl Shared {
@@ -97,6 +153,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             last_purge: Mutex::new(0.0),
             wake: (Mutex::new(0), Condvar::new()),
+            fresh: Mutex::new(Fresh::default()),
         })
     }
 
@@ -112,10 +169,9 @@ impl Shared {
         }
     }
 
-    /// Makes a received object durable and queues it (`source`: `dimse` or `stow`); objects
-    /// kept in memory while received go to [`Recent`] for the worker that takes them. Only
-    /// after this succeeds may the sender be told the object is stored; when it fails the
-    /// record is withdrawn (the sender, told the store failed, still has the object).
+    /// Makes a received object durable and hands it to the workers (`source`: `dimse` or
+    /// `stow`); objects kept in memory while received go to [`Recent`] for the worker that
+    /// takes them. Only after this succeeds may the sender be told the object is stored.
     pub fn store(
         &self,
         incoming: crate::spool::Incoming,
@@ -123,9 +179,23 @@ impl Shared {
         calling_ae: &str,
     ) -> std::io::Result<String> {
         let id = incoming.commit(|id, loc, kept| {
+            let obj = NewObject {
+                id: id.to_string(),
+                calling_ae: calling_ae.to_string(),
+                source: source.to_string(),
+                received_at: now(),
+                loc,
+            };
             if let Some(bytes) = kept {
                 self.recent.put(id, bytes);
             }
+            let mut fresh = self.fresh();
+            if fresh.waiting.len() < FRESH_MAX {
+                fresh.push_front_or_back(obj, false);
+                return Ok(());
+            }
+            drop(fresh);
+            // a backlog: it waits in the queue instead of in memory
             self.queue
                 .add_object(id, source, calling_ae, &loc)
                 .map_err(std::io::Error::other)
@@ -136,10 +206,42 @@ impl Shared {
         Ok(id)
     }
 
+    fn fresh(&self) -> std::sync::MutexGuard<'_, Fresh> {
+        self.fresh.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The queue's counts, with the objects not yet recorded in it (waiting ones as unrouted,
+    /// those a worker has as running).
+    pub fn depth(&self) -> rusqlite::Result<Depth> {
+        let mut d = self.queue.depth()?;
+        let f = self.fresh();
+        d.unrouted += f.waiting.len() as u64;
+        d.running += f.taken as u64;
+        Ok(d)
+    }
+
+    /// Records in the queue the objects still waiting in memory (at shutdown, after the
+    /// workers stopped): the next start routes them from there.
+    pub fn flush_fresh(&self) -> rusqlite::Result<()> {
+        loop {
+            let Some(obj) = self.fresh().waiting.front().cloned() else {
+                return Ok(());
+            };
+            self.queue
+                .add_object(&obj.id, &obj.source, &obj.calling_ae, &obj.loc)?;
+            let mut f = self.fresh();
+            f.waiting.pop_front();
+            f.forget(&obj);
+        }
+    }
+
     /// Deletes a log segment holding no object still wanted (and no writer), then forgets its
     /// rows. Returns whether it went.
     fn delete_segment_if_unwanted(&self, seq: u64) -> Result<bool, String> {
         let unwanted = || {
+            if self.fresh().per_segment.contains_key(&seq) {
+                return Ok(false);
+            }
             self.queue
                 .segment_unwanted(seq)
                 .map_err(std::io::Error::other)
@@ -253,11 +355,14 @@ pub fn worker(shared: &Shared) {
         // one new object (routed, and its first job run while it is fresh in memory), then one
         // waiting job (another destination's, a retry): neither starves under a steady inflow
         let mut worked = false;
-        match shared.queue.next_new() {
+        let fresh = shared.fresh().take();
+        let new = match fresh {
+            Some(obj) => Ok(Some(obj)),
+            None => shared.queue.claim_new(),
+        };
+        match new {
             Ok(Some(obj)) => {
-                if let Some(job) = route(shared, &obj) {
-                    run_job(shared, &job, &mut senders);
-                }
+                take_new(shared, obj, &mut senders);
                 worked = true;
             }
             Ok(None) => {}
@@ -298,15 +403,24 @@ pub fn worker(shared: &Shared) {
     senders.close_all();
 }
 
-/// Reads what routes look at and queues one job per destination, returning the first one,
-/// claimed for the caller; an object no route takes, or one that cannot be read, is quarantined
-/// under `_unrouted` with the reason.
-fn route(shared: &Shared, obj: &NewObject) -> Option<Job> {
-    let read = match shared.recent.peek(&obj.id, |b| route_facts(b, obj)) {
-        Some(r) => r,
-        None => open_in_log(shared, obj).and_then(|r| route_facts(r, obj)),
+/// Routes an object not yet routed (just received, or claimed from the queue) and runs its
+/// first destination's job at once, with the object read and parsed once for both; then records
+/// the object, one job per destination and how the first ended, in one transaction. An object
+/// no route takes, or one that cannot be read, is quarantined under `_unrouted` with the reason.
+/// When that or the queue fails, the object goes back to wait and is taken again (a copy sent
+/// meanwhile is sent again, the same bytes).
+fn take_new(shared: &Shared, obj: NewObject, senders: &mut Sender) {
+    let input = load(shared, &obj.id, &obj.loc);
+    let facts = match &input {
+        Ok(Ok(input)) => Ok(facts_of(input, &obj)),
+        // what the whole object's reading refused, its header alone may still route (the
+        // destination's job then quarantines it with the reason)
+        _ => match shared.recent.peek(&obj.id, |b| route_facts(b, &obj)) {
+            Some(r) => r,
+            None => open_in_log(shared, &obj).and_then(|r| route_facts(r, &obj)),
+        },
     };
-    let (facts, unreadable) = match read {
+    let (facts, unreadable) = match facts {
         Ok(f) => (f, None),
         Err(e) => (RouteFacts::default(), Some(e)),
     };
@@ -321,29 +435,85 @@ fn route(shared: &Shared, obj: &NewObject) -> Option<Job> {
             }
         }
     }
-    if dests.is_empty() {
+    let settled = if let Some(first) = dests.first() {
+        let job = Job {
+            object: obj.id.clone(),
+            dest: first.clone(),
+            attempts: 0,
+            received_at: obj.received_at,
+            loc: obj.loc,
+        };
+        let ended = attempt(shared, &job, Some(input), senders);
+        Some(settle(shared, &job, ended))
+    } else {
+        drop(input);
         let reason = unreadable.unwrap_or_else(|| "no route matches".into());
         tracing::warn!(object = obj.id, reason, "quarantined: not routed");
         if let Err(e) = shared
             .spool
             .quarantine(UNROUTED, &obj.id, &obj.loc, &reason)
         {
-            // the object stays new and is routed again; not at once, the disk needs a moment
+            // routed again, not at once: the disk needs a moment
             tracing::error!(
                 object = obj.id,
                 "cannot quarantine (check the spool's disk): {e}"
             );
+            wait_again(shared, obj);
             shared.sleep(Duration::from_secs(1));
-            return None;
+            return;
         }
-        shared.recent.take(&obj.id);
-    }
-    match shared.queue.route(obj, &dests) {
-        Ok(first) => first,
+        None
+    };
+    shared.recent.take(&obj.id);
+    let first = settled.as_ref().map(Settled::as_end);
+    match shared.queue.record_routed(&obj, &dests, first) {
+        Ok(()) => shared.fresh().settled(&obj),
         Err(e) => {
             tracing::error!(object = obj.id, "queue: {e}");
-            None
+            wait_again(shared, obj);
+            shared.sleep(Duration::from_secs(1));
         }
+    }
+    shared.notify();
+}
+
+/// An object taken but not recorded waits again, first in line.
+fn wait_again(shared: &Shared, obj: NewObject) {
+    let mut f = shared.fresh();
+    f.settled(&obj);
+    f.push_front_or_back(obj, true);
+}
+
+/// What routes look at, from an object read whole.
+fn facts_of(input: &Input, obj: &NewObject) -> RouteFacts {
+    let text = |tag| {
+        input
+            .object
+            .get(tag)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            .unwrap_or_default()
+    };
+    let meta = input.meta.as_ref();
+    let calling_ae = if obj.calling_ae.is_empty() && obj.source == "recovered" {
+        // received over DIMSE by a process killed before queueing it: the spool's meta group
+        // recorded the caller
+        meta.and_then(|m| m.source_application_entity_title.as_deref())
+            .unwrap_or("")
+            .trim_end_matches(['\0', ' '])
+            .to_string()
+    } else {
+        obj.calling_ae.clone()
+    };
+    let sop_class = match meta {
+        Some(m) => m.media_storage_sop_class_uid().to_string(),
+        None => text(tags::SOP_CLASS_UID),
+    };
+    RouteFacts {
+        calling_ae,
+        modality: text(tags::MODALITY),
+        sop_class,
+        study_description: text(tags::STUDY_DESCRIPTION),
     }
 }
 
@@ -362,7 +532,8 @@ fn open_in_log(
     Ok(std::io::BufReader::with_capacity(64 << 10, segment).take(obj.loc.len))
 }
 
-/// What routes look at, from the object's header (read up to its pixel data).
+/// What routes look at, from the object's header alone (read up to its pixel data), for an
+/// object whose whole reading failed.
 fn route_facts(object: impl std::io::Read, obj: &NewObject) -> Result<RouteFacts, String> {
     let file = dicom_object::OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
@@ -406,34 +577,71 @@ enum Ended {
     Retry(String),
 }
 
+/// Runs a claimed job and records how it ended.
 fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
-    let ended = match shared.dests.iter().find(|d| d.name == job.dest) {
-        None => Ended::Quarantined("destination is no longer configured".into()),
-        Some(dest) => {
-            // a bug met by one object must not take a worker down, nor leave the job running
-            // for ever: the object is quarantined and the worker goes on
-            let run = std::panic::AssertUnwindSafe(|| deliver(shared, dest, job, senders));
-            match std::panic::catch_unwind(run) {
-                Ok(ended) => ended,
-                Err(_) => {
-                    tracing::error!(
-                        object = job.object,
-                        destination = job.dest,
-                        "internal error"
-                    );
-                    *senders = Sender::default();
-                    Ended::Quarantined("internal error while processing the object".into())
-                }
-            }
-        }
+    let ended = attempt(shared, job, None, senders);
+    let settled = settle(shared, job, ended);
+    if let Err(e) = shared.queue.end(job, settled.as_end()) {
+        tracing::error!(object = job.object, "queue: {e}");
+    }
+    // whatever happened, the object's bytes leave memory (a later job reads the log)
+    shared.recent.take(&job.object);
+    shared.notify();
+}
+
+/// One attempt at a job: de-identify, check and forward (`input`: the object already read, else
+/// it is read here).
+fn attempt(shared: &Shared, job: &Job, input: Option<Loaded>, senders: &mut Sender) -> Ended {
+    let Some(dest) = shared.dests.iter().find(|d| d.name == job.dest) else {
+        return Ended::Quarantined("destination is no longer configured".into());
     };
-    let result = match &ended {
+    // a bug met by one object must not take a worker down, nor leave the job running for ever:
+    // the object is quarantined and the worker goes on
+    let run = std::panic::AssertUnwindSafe(|| deliver(shared, dest, job, input, senders));
+    match std::panic::catch_unwind(run) {
+        Ok(ended) => ended,
+        Err(_) => {
+            tracing::error!(
+                object = job.object,
+                destination = job.dest,
+                "internal error"
+            );
+            *senders = Sender::default();
+            Ended::Quarantined("internal error while processing the object".into())
+        }
+    }
+}
+
+/// How a job's attempt ends in the queue, once counted, logged and (for a quarantine) written.
+enum Settled {
+    Done,
+    Quarantined(String),
+    Retry { error: String, delay: Duration },
+}
+
+impl Settled {
+    fn as_end(&self) -> JobEnd<'_> {
+        match self {
+            Settled::Done => JobEnd::Done,
+            Settled::Quarantined(r) => JobEnd::Quarantined(r),
+            Settled::Retry { error, delay } => JobEnd::Retry {
+                error,
+                delay: *delay,
+            },
+        }
+    }
+}
+
+/// Counts and logs how an attempt ended, and writes the quarantine when it ends there; retries
+/// past the configured attempts are quarantined.
+fn settle(shared: &Shared, job: &Job, ended: Ended) -> Settled {
+    match ended {
         Ended::Delivered => {
             shared
                 .metrics
                 .forwarded(&job.dest, (now() - job.received_at).max(0.0));
             tracing::info!(object = job.object, destination = job.dest, "forwarded");
-            shared.queue.finish(job, None)
+            Settled::Done
         }
         Ended::Quarantined(reason) => quarantine(shared, job, reason),
         Ended::Retry(error) => {
@@ -441,7 +649,7 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
             let attempts = job.attempts + 1;
             if shared.retry.max_attempts > 0 && attempts >= shared.retry.max_attempts {
                 let reason = format!("gave up after {attempts} attempts: {error}");
-                quarantine(shared, job, &reason)
+                quarantine(shared, job, reason)
             } else {
                 let delay = shared.retry.delay(attempts);
                 tracing::warn!(
@@ -452,34 +660,27 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
                     retry_in_seconds = delay.as_secs_f64(),
                     "forwarding failed"
                 );
-                shared.queue.retry(job, error, delay)
+                Settled::Retry { error, delay }
             }
         }
-    };
-    if let Err(e) = result {
-        tracing::error!(object = job.object, "queue: {e}");
     }
-    // whatever happened, the object's bytes leave memory (a later job reads the log)
-    shared.recent.take(&job.object);
-    shared.notify();
 }
 
-/// Quarantines the job's object for its destination with `reason` and ends the job. When the
-/// quarantine cannot be written (the spool's disk), the job waits and runs again: it never stays
-/// `running`, and nothing is dropped.
-fn quarantine(shared: &Shared, job: &Job, reason: &str) -> rusqlite::Result<()> {
+/// Quarantines the job's object for its destination with `reason`. When the quarantine cannot
+/// be written (the spool's disk), the job waits and runs again: nothing is dropped.
+fn quarantine(shared: &Shared, job: &Job, reason: String) -> Settled {
     if let Err(e) = shared
         .spool
-        .quarantine(&job.dest, &job.object, &job.loc, reason)
+        .quarantine(&job.dest, &job.object, &job.loc, &reason)
     {
         tracing::error!(
             object = job.object,
             "cannot quarantine (check the spool's disk): {e}"
         );
-        let delay = shared.retry.delay(job.attempts + 1);
-        return shared
-            .queue
-            .retry(job, &format!("cannot quarantine: {e}"), delay);
+        return Settled::Retry {
+            error: format!("cannot quarantine: {e}"),
+            delay: shared.retry.delay(job.attempts + 1),
+        };
     }
     shared.metrics.held_back(&job.dest);
     tracing::warn!(
@@ -488,11 +689,20 @@ fn quarantine(shared: &Shared, job: &Job, reason: &str) -> rusqlite::Result<()> 
         reason,
         "quarantined"
     );
-    shared.queue.finish(job, Some(reason))
+    Settled::Quarantined(reason)
 }
 
-fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender) -> Ended {
-    let produced = match produce(shared, dest, job) {
+fn deliver(
+    shared: &Shared,
+    dest: &Destination,
+    job: &Job,
+    input: Option<Loaded>,
+    senders: &mut Sender,
+) -> Ended {
+    let produced = match produce(
+        dest,
+        input.unwrap_or_else(|| load(shared, &job.object, &job.loc)),
+    ) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -514,10 +724,14 @@ fn deliver(shared: &Shared, dest: &Destination, job: &Job, senders: &mut Sender)
     }
 }
 
-/// Takes the job's object from memory if it was just received, else reads it from the spool
-/// (its checksum checked first), and de-identifies it for `dest`. Small objects are read into
-/// memory once; large ones header first, their pixel data left in the log until it is sent.
-fn produce(shared: &Shared, dest: &Destination, job: &Job) -> Result<umbra_files::Produced, Ended> {
+/// An object read for a job: `Err` when the spool could not give it (with how the job ends),
+/// else how reading it as DICOM went.
+type Loaded = Result<Result<Input, ReadError>, Ended>;
+
+/// Takes an object from memory if it was just received, else reads it from the spool (its
+/// checksum checked first). Small objects are read into memory once; large ones header first,
+/// their pixel data left in the log until it is sent.
+fn load(shared: &Shared, id: &str, loc: &crate::spool::Location) -> Loaded {
     let unreadable = |e: std::io::Error| match e.kind() {
         // damaged or gone: reading again will not help
         std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotFound => {
@@ -525,28 +739,22 @@ fn produce(shared: &Shared, dest: &Destination, job: &Job) -> Result<umbra_files
         }
         _ => Ended::Retry(format!("cannot read the spool: {e}")),
     };
-    let input = if let Some(bytes) = shared.recent.take(&job.object) {
+    Ok(if let Some(bytes) = shared.recent.take(id) {
         // just received: never left memory
         umbra_files::input_from_bytes(bytes)
-    } else if job.loc.len < umbra_files::HEADER_FIRST_FROM {
-        let bytes = shared
-            .spool
-            .read(&job.object, &job.loc)
-            .map_err(unreadable)?;
+    } else if loc.len < umbra_files::HEADER_FIRST_FROM {
+        let bytes = shared.spool.read(id, loc).map_err(unreadable)?;
         umbra_files::input_from_bytes(bytes)
     } else {
-        shared
-            .spool
-            .verify(&job.object, &job.loc)
-            .map_err(unreadable)?;
-        umbra_files::read_input_at(
-            &shared.spool.segment_path(job.loc.segment),
-            job.loc.offset,
-            job.loc.len,
-        )
-    };
+        shared.spool.verify(id, loc).map_err(unreadable)?;
+        umbra_files::read_input_at(&shared.spool.segment_path(loc.segment), loc.offset, loc.len)
+    })
+}
+
+/// De-identifies a loaded object for `dest`.
+fn produce(dest: &Destination, input: Loaded) -> Result<umbra_files::Produced, Ended> {
     umbra_files::deidentify_input(
-        input,
+        input?,
         &dest.engine,
         Some(&dest.gate),
         dest.cleaner.as_deref(),

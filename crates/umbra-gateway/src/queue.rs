@@ -6,12 +6,16 @@
 //! queued again at start, and a lost `done` only means the object is forwarded again, as the
 //! same bytes.
 //!
-//! An object row records where the object is in the spool's log (segment, offset, length). It
-//! is `new` until routed, then `routed` while any of its jobs is open, then `done` (every
-//! destination has it or quarantined it), then `purged` after the retention time; rows go with
-//! their segment, once every object in it is purged. A job (one object for one destination) is `pending` (waiting for its time),
-//! `running`, `done` or `quarantined`. At start, `running` jobs of a killed process become
-//! `pending` again: every step of a job can be repeated and gives the same bytes.
+//! An object row records where the object is in the spool's log (segment, offset, length). An
+//! object just received is first written here once routed, together with its jobs and how the
+//! first of them ended (see `pipeline::Fresh`). One queued otherwise (recovered at start,
+//! waiting at shutdown, or received past the in-memory backlog) is `new`, then `routing` while a
+//! worker has it. Then it is `routed` while any of its jobs is open, `done` (every destination
+//! has it or quarantined it), and `purged` after the retention time; rows go with their
+//! segment, once every object in it is purged. A job (one object for one destination) is
+//! `pending` (waiting for its time), `running`, `done` or `quarantined`. At start, `running`
+//! jobs and `routing` objects of a killed process become `pending` and `new` again: every step
+//! can be repeated and gives the same bytes.
 
 use crate::spool::Location;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -52,6 +56,22 @@ pub struct Job {
     pub received_at: f64,
     /// Where the object is in the spool.
     pub loc: Location,
+}
+
+/// How a job's attempt ended, as the queue records it.
+#[derive(Debug, Clone, Copy)]
+pub enum JobEnd<'a> {
+    /// Delivered.
+    Done,
+    /// Quarantined (the copy and its reason are in the quarantine), with the reason.
+    Quarantined(&'a str),
+    /// Failed for a reason that may pass: try again after `delay`.
+    Retry {
+        /// What went wrong.
+        error: &'a str,
+        /// How long to wait.
+        delay: Duration,
+    },
 }
 
 /// Jobs by state, for metrics and health.
@@ -140,7 +160,8 @@ impl Queue {
                 PRIMARY KEY (object_id, dest)
              );
              CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, next_at);
-             UPDATE jobs SET state = 'pending' WHERE state = 'running';",
+             UPDATE jobs SET state = 'pending' WHERE state = 'running';
+             UPDATE objects SET state = 'new' WHERE state = 'routing';",
         )?;
         Ok(Queue {
             conn: Mutex::new(conn),
@@ -190,12 +211,15 @@ impl Queue {
         Ok(out)
     }
 
-    /// The oldest object waiting to be routed.
-    pub fn next_new(&self) -> Result<Option<NewObject>> {
+    /// Claims the oldest object waiting to be routed (it becomes `routing` until
+    /// [`Self::record_routed`]; `new` again at the next start if the process dies first).
+    pub fn claim_new(&self) -> Result<Option<NewObject>> {
         self.conn()
             .prepare_cached(
-                "SELECT id, calling_ae, source, received_at, segment, offset, length
-                 FROM objects WHERE state = 'new' ORDER BY received_at LIMIT 1",
+                "UPDATE objects SET state = 'routing'
+                 WHERE id = (SELECT id FROM objects WHERE state = 'new'
+                             ORDER BY received_at LIMIT 1)
+                 RETURNING id, calling_ae, source, received_at, segment, offset, length",
             )?
             .query_row([], |r| {
                 Ok(NewObject {
@@ -209,42 +233,60 @@ impl Queue {
             .optional()
     }
 
-    /// Routes an object: one job per destination, in one transaction. The first destination's
-    /// job is claimed at once (returned `running`), so the routing worker goes on with it; the
-    /// others wait as `pending`. With no destination the object is done at once (the caller
-    /// quarantined it).
-    pub fn route(&self, obj: &NewObject, dests: &[String]) -> Result<Option<Job>> {
+    /// Records a routed object and its jobs, one per destination, in one transaction: the first
+    /// destination's job already ran (`first` says how it ended), the others wait as
+    /// `pending`. With no destination the object is done at once (the caller quarantined it).
+    /// The object's row is made if it has none yet (an object just received is first written
+    /// to the queue here, after its first job: were the process killed before, the spool's
+    /// recovery queues it again, and the copy already sent is sent again, the same bytes).
+    pub fn record_routed(
+        &self,
+        obj: &NewObject,
+        dests: &[String],
+        first: Option<JobEnd<'_>>,
+    ) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction()?;
         let t = now();
-        let mut first = None;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO objects
+               (id, received_at, source, calling_ae, state, segment, offset, length)
+             VALUES (?1, ?2, ?3, ?4, 'new', ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            obj.id,
+            obj.received_at,
+            obj.source,
+            obj.calling_ae,
+            obj.loc.segment as i64,
+            obj.loc.offset as i64,
+            obj.loc.len as i64
+        ])?;
+        let mut open = 0;
         for (i, d) in dests.iter().enumerate() {
-            let state = if i == 0 { "running" } else { "pending" };
-            let added = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO jobs (object_id, dest, state, next_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![obj.id, d, state, t])?;
-            if i == 0 && added == 1 {
-                first = Some(Job {
-                    object: obj.id.clone(),
-                    dest: d.clone(),
-                    attempts: 0,
-                    received_at: obj.received_at,
-                    loc: obj.loc,
-                });
-            }
+            let (state, attempts, error, next_at) = match (i, first) {
+                (0, Some(JobEnd::Done)) => ("done", 1, None, t),
+                (0, Some(JobEnd::Quarantined(r))) => ("quarantined", 1, Some(r), t),
+                (0, Some(JobEnd::Retry { error, delay })) => {
+                    ("pending", 1, Some(error), t + delay.as_secs_f64())
+                }
+                _ => ("pending", 0, None, t),
+            };
+            open += usize::from(state == "pending");
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO jobs (object_id, dest, state, attempts, last_error, next_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![obj.id, d, state, attempts, error, next_at])?;
         }
-        if dests.is_empty() {
+        if open == 0 {
             tx.prepare_cached("UPDATE objects SET state = 'done', done_at = ?2 WHERE id = ?1")?
                 .execute(params![obj.id, t])?;
         } else {
             tx.prepare_cached("UPDATE objects SET state = 'routed' WHERE id = ?1")?
                 .execute(params![obj.id])?;
         }
-        tx.commit()?;
-        Ok(first)
+        tx.commit()
     }
 
     /// Claims the job that has waited longest among those due now.
@@ -297,6 +339,15 @@ impl Queue {
             .prepare_cached("SELECT MIN(next_at) FROM jobs WHERE state = 'pending'")?
             .query_row([], |r| r.get(0))?;
         Ok(t.map(|t| (t - now()).max(0.0)))
+    }
+
+    /// Records how a claimed job's attempt ended.
+    pub fn end(&self, job: &Job, end: JobEnd<'_>) -> Result<()> {
+        match end {
+            JobEnd::Done => self.finish(job, None),
+            JobEnd::Quarantined(reason) => self.finish(job, Some(reason)),
+            JobEnd::Retry { error, delay } => self.retry(job, error, delay),
+        }
     }
 
     /// The job is finished: `quarantined` with a reason, or done.
@@ -397,7 +448,7 @@ impl Queue {
     pub fn depth(&self) -> Result<Depth> {
         let c = self.conn();
         let unrouted: i64 = c
-            .prepare_cached("SELECT COUNT(*) FROM objects WHERE state = 'new'")?
+            .prepare_cached("SELECT COUNT(*) FROM objects WHERE state IN ('new', 'routing')")?
             .query_row([], |r| r.get(0))?;
         let mut d = Depth {
             unrouted: unrouted as u64,
@@ -443,6 +494,16 @@ mod tests {
         }
     }
 
+    fn obj(id: &str, loc: Location) -> NewObject {
+        NewObject {
+            id: id.into(),
+            calling_ae: "MODALITY".into(),
+            source: "dimse".into(),
+            received_at: now(),
+            loc,
+        }
+    }
+
     #[test]
     fn a_job_goes_pending_running_done_and_the_object_follows() {
         let d = tempfile::tempdir().unwrap();
@@ -450,27 +511,36 @@ mod tests {
         q.add_object("a", "dimse", "MODALITY", &at(1, 48)).unwrap();
         q.add_object("a", "dimse", "MODALITY", &at(1, 48)).unwrap();
         q.add_object("b", "dimse", "MODALITY", &at(2, 48)).unwrap();
-        let n = q.next_new().unwrap().unwrap();
+        let n = q.claim_new().unwrap().unwrap();
         assert_eq!((n.id.as_str(), n.calling_ae.as_str()), ("a", "MODALITY"));
         assert_eq!(n.loc, at(1, 48));
-        // routing claims the first destination's job for the router
-        let j1 = q.route(&n, &["v1".into(), "v2".into()]).unwrap().unwrap();
-        assert_eq!((j1.dest.as_str(), j1.attempts), ("v1", 0));
-        assert_eq!(q.next_new().unwrap().unwrap().id, "b");
-        let j2 = q.claim().unwrap().unwrap();
-        assert_eq!(j2.dest, "v2");
-        assert_eq!((j1.loc, j2.loc), (at(1, 48), at(1, 48)));
-        assert_eq!(j1.received_at, j2.received_at);
-        assert!(q.claim().unwrap().is_none());
-        assert_eq!(q.depth().unwrap().running, 2);
-        q.retry(&j1, "peer down", Duration::from_secs(3600))
+        assert_eq!(q.depth().unwrap().unrouted, 2, "a is routing, b is new");
+        // the router ran the first destination's job: it failed and waits to retry
+        let first = JobEnd::Retry {
+            error: "peer down",
+            delay: Duration::from_secs(3600),
+        };
+        q.record_routed(&n, &["v1".into(), "v2".into()], Some(first))
             .unwrap();
-        assert!(q.claim().unwrap().is_none(), "not due yet");
-        assert_eq!(q.depth().unwrap().retrying, 1);
-        q.finish(&j2, Some("held back: reason")).unwrap();
-        assert!(q.purge(now() + 1.0).unwrap().is_empty(), "j1 still open");
+        assert_eq!(q.claim_new().unwrap().unwrap().id, "b");
+        assert!(q.claim_new().unwrap().is_none(), "b is claimed");
+        let j2 = q.claim().unwrap().unwrap();
+        assert_eq!(
+            (j2.dest.as_str(), j2.attempts, j2.loc),
+            ("v2", 0, at(1, 48))
+        );
+        assert!(q.claim().unwrap().is_none(), "v1 is not due yet");
+        let d = q.depth().unwrap();
+        assert_eq!((d.running, d.retrying, d.unrouted), (1, 1, 1));
+        q.end(&j2, JobEnd::Quarantined("held back: reason"))
+            .unwrap();
+        assert!(q.purge(now() + 1.0).unwrap().is_empty(), "v1 still open");
         assert!(!q.segment_unwanted(1).unwrap());
-        q.finish(&j1, None).unwrap();
+        // v1's retry comes due (as if its time had passed), runs and is delivered
+        q.conn().execute("UPDATE jobs SET next_at = 0", []).unwrap();
+        let j1 = q.claim().unwrap().unwrap();
+        assert_eq!((j1.dest.as_str(), j1.attempts), ("v1", 1));
+        q.end(&j1, JobEnd::Done).unwrap();
         // segment 2's object is not done: only segment 1 may go
         assert_eq!(q.purge(now() + 1.0).unwrap(), vec![1]);
         assert!(q.segment_unwanted(1).unwrap());
@@ -484,18 +554,60 @@ mod tests {
     }
 
     #[test]
-    fn running_jobs_of_a_killed_process_run_again() {
+    fn an_object_first_heard_of_when_routed_is_recorded_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::open(&d.path().join("q.sqlite")).unwrap();
+        // delivered to its only destination: done at once, nothing left to run
+        q.record_routed(&obj("a", at(1, 48)), &["v".into()], Some(JobEnd::Done))
+            .unwrap();
+        // no route: done at once too (the caller quarantined it)
+        q.record_routed(&obj("b", at(1, 96)), &[], None).unwrap();
+        // quarantined for the first destination, the second still to run
+        q.record_routed(
+            &obj("c", at(2, 48)),
+            &["v".into(), "w".into()],
+            Some(JobEnd::Quarantined("held back: reason")),
+        )
+        .unwrap();
+        assert!(
+            q.unknown(&["a".into(), "b".into(), "c".into()])
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            q.claim_new().unwrap().is_none(),
+            "none of them waits to be routed"
+        );
+        let d = q.depth().unwrap();
+        assert_eq!((d.pending, d.quarantined, d.unrouted), (1, 1, 0));
+        let j = q.claim().unwrap().unwrap();
+        assert_eq!(
+            (j.object.as_str(), j.dest.as_str(), j.loc),
+            ("c", "w", at(2, 48))
+        );
+        assert_eq!(q.purge(now() + 1.0).unwrap(), vec![1], "c is still open");
+        q.end(&j, JobEnd::Done).unwrap();
+        assert_eq!(q.purge(now() + 1.0).unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn running_jobs_and_routing_objects_of_a_killed_process_run_again() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("q.sqlite");
         {
             let q = Queue::open(&p).unwrap();
             q.add_object("a", "stow", "", &at(3, 48)).unwrap();
-            let n = q.next_new().unwrap().unwrap();
-            assert!(q.route(&n, &["v".into()]).unwrap().is_some());
-            assert!(q.claim().unwrap().is_none(), "the router has it");
-            // dropped without finishing: as if killed
+            q.add_object("b", "stow", "", &at(3, 96)).unwrap();
+            let n = q.claim_new().unwrap().unwrap();
+            q.record_routed(&n, &["v".into(), "w".into()], None)
+                .unwrap();
+            let j = q.claim().unwrap().unwrap();
+            assert_eq!(j.dest, "v");
+            assert_eq!(q.claim_new().unwrap().unwrap().id, "b");
+            // dropped with a job running and an object routing: as if killed
         }
         let q = Queue::open(&p).unwrap();
+        assert_eq!(q.claim_new().unwrap().unwrap().id, "b");
         let j = q.claim().unwrap().unwrap();
         assert_eq!((j.dest.as_str(), j.loc), ("v", at(3, 48)));
     }

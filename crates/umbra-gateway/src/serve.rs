@@ -308,7 +308,8 @@ impl Gateway {
     }
 
     /// Stops listening, waits for associations and requests in flight, then stops the workers
-    /// after their current jobs. Work still queued stays in the spool for the next start.
+    /// after their current jobs. Work still queued stays in the spool for the next start, and
+    /// objects not yet taken by a worker are queued for it.
     pub fn shutdown(mut self) {
         if let Some((stop, thread)) = self.dimse.take() {
             stop.shutdown();
@@ -322,6 +323,11 @@ impl Gateway {
         self.shared.notify();
         for w in self.workers.drain(..) {
             let _ = w.join();
+        }
+        // objects received but not yet taken by a worker: the next start routes them
+        if let Err(e) = self.shared.flush_fresh() {
+            // still in the spool's log: recovery at the next start queues them
+            tracing::error!("queue: {e}");
         }
         tracing::info!("gateway stopped");
     }
