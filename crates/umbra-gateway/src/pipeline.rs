@@ -258,6 +258,24 @@ impl Shared {
         Ok(deleted)
     }
 
+    /// Purges objects whose every job ended longer ago than the retention time, and deletes
+    /// the log segments left holding nothing wanted (the workers run this every few seconds).
+    pub fn purge(&self) {
+        let before = now() - self.keep_forwarded.as_secs_f64();
+        let segments = match self.queue.purge(before) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("queue: {e}");
+                return;
+            }
+        };
+        for seq in segments {
+            if let Err(e) = self.delete_segment_if_unwanted(seq) {
+                tracing::error!(segment = seq, "cannot purge: {e}");
+            }
+        }
+    }
+
     /// Wakes a sleeping worker: there is new work.
     pub fn notify(&self) {
         let (m, c) = &self.wake;
@@ -350,7 +368,7 @@ pub fn worker(shared: &Shared) {
     let mut senders = Sender::default();
     while !shared.stop.load(Ordering::Relaxed) {
         if shared.purge_due(10.0) {
-            purge(shared);
+            shared.purge();
         }
         // one new object (routed, and its first job run while it is fresh in memory), then one
         // waiting job (another destination's, a retry): neither starves under a steady inflow
@@ -388,7 +406,7 @@ pub fn worker(shared: &Shared) {
             continue;
         }
         if shared.purge_due(1.0) {
-            purge(shared);
+            shared.purge();
         }
         senders.close_idle();
         let due = shared
@@ -787,22 +805,4 @@ fn write_produced(p: &umbra_files::Produced, to: &Path) -> Result<(), String> {
     }
     std::fs::rename(&tmp, to).map_err(|e| e.to_string())?;
     sync_dir(dir).map_err(|e| e.to_string())
-}
-
-/// Purges objects whose every job ended longer ago than the retention time, and deletes the
-/// log segments left holding nothing wanted.
-fn purge(shared: &Shared) {
-    let before = now() - shared.keep_forwarded.as_secs_f64();
-    let segments = match shared.queue.purge(before) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("queue: {e}");
-            return;
-        }
-    };
-    for seq in segments {
-        if let Err(e) = shared.delete_segment_if_unwanted(seq) {
-            tracing::error!(segment = seq, "cannot purge: {e}");
-        }
-    }
 }
