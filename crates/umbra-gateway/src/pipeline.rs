@@ -81,6 +81,15 @@ impl Fresh {
     }
 }
 
+/// What the workers know without asking the queue: whether it may hold objects waiting to be
+/// routed, and from when a pending job may be due. Whoever adds such work to the queue says so
+/// here after adding it, and a worker clears a hint before it asks the queue, so work added
+/// meanwhile is never missed; a hint that says "maybe" costs one query.
+struct Hints {
+    queued_new: bool,
+    due_at: f64,
+}
+
 /// One destination, ready to work: its own engine (options and key) and target.
 pub struct Destination {
     /// Name from the configuration.
@@ -112,6 +121,7 @@ pub struct Shared {
     last_purge: Mutex<f64>,
     wake: (Mutex<u64>, Condvar),
     fresh: Mutex<Fresh>,
+    hints: Mutex<Hints>,
 }
 
 impl Shared {
@@ -154,6 +164,11 @@ impl Shared {
             last_purge: Mutex::new(0.0),
             wake: (Mutex::new(0), Condvar::new()),
             fresh: Mutex::new(Fresh::default()),
+            // at start the queue may hold anything
+            hints: Mutex::new(Hints {
+                queued_new: true,
+                due_at: 0.0,
+            }),
         })
     }
 
@@ -199,10 +214,13 @@ impl Shared {
             self.queue
                 .add_object(id, source, calling_ae, &loc)
                 .map_err(std::io::Error::other)
-                .inspect_err(|_| drop(self.recent.take(id)))
+                .inspect_err(|_| drop(self.recent.take(id)))?;
+            self.hints().queued_new = true;
+            Ok(())
         })?;
         self.metrics.received(source);
-        self.notify();
+        // one object: one worker
+        self.notify_one();
         Ok(id)
     }
 
@@ -276,20 +294,88 @@ impl Shared {
         }
     }
 
-    /// Wakes a sleeping worker: there is new work.
+    /// Wakes every sleeping worker: there is new work for several, or they are to stop.
     pub fn notify(&self) {
         let (m, c) = &self.wake;
         *m.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         c.notify_all();
     }
 
-    fn sleep(&self, max: Duration) {
+    /// Wakes one sleeping worker: there is one more thing to do.
+    fn notify_one(&self) {
+        let (m, c) = &self.wake;
+        *m.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        c.notify_one();
+    }
+
+    /// How many times workers were woken so far: read before looking for work, and passed to
+    /// [`Self::sleep`], so that work arriving while a worker looks is never slept through.
+    fn wakes(&self) -> u64 {
+        *self.wake.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps up to `max`, unless woken since `seen` (see [`Self::wakes`]) or stopping.
+    fn sleep(&self, seen: u64, max: Duration) {
         let (m, c) = &self.wake;
         let g = m.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = *g;
         let _ = c
             .wait_timeout_while(g, max, |n| *n == seen && !self.stop.load(Ordering::Relaxed))
             .map(|(g, _)| drop(g));
+    }
+
+    /// Sleeps `d` (after an error), unless woken or stopping.
+    fn pause(&self, d: Duration) {
+        self.sleep(self.wakes(), d);
+    }
+
+    fn hints(&self) -> std::sync::MutexGuard<'_, Hints> {
+        self.hints.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A pending job may be due from `at` (seconds since the epoch).
+    fn due_from(&self, at: f64) {
+        let mut h = self.hints();
+        h.due_at = h.due_at.min(at);
+    }
+
+    /// The oldest object queued to be routed, when the hints say there may be one.
+    fn claim_new(&self) -> rusqlite::Result<Option<NewObject>> {
+        if !std::mem::take(&mut self.hints().queued_new) {
+            return Ok(None);
+        }
+        let claimed = self.queue.claim_new();
+        if !matches!(claimed, Ok(None)) {
+            // there may be more (or the queue failed: ask again)
+            self.hints().queued_new = true;
+        }
+        claimed
+    }
+
+    /// A pending job that is due, when the hints say there may be one.
+    fn claim(&self) -> rusqlite::Result<Option<Job>> {
+        {
+            let mut h = self.hints();
+            if h.due_at > now() {
+                return Ok(None);
+            }
+            h.due_at = f64::INFINITY;
+        }
+        let claimed = self.queue.claim();
+        match &claimed {
+            Ok(None) => {
+                if let Some(t) = self.queue.next_due_in().unwrap_or(Some(0.0)) {
+                    self.due_from(now() + t);
+                }
+            }
+            // there may be more (or the queue failed: ask again)
+            _ => self.due_from(0.0),
+        }
+        claimed
+    }
+
+    /// Seconds until the hints say a pending job may be due (at most `max`).
+    fn due_in(&self, max: f64) -> f64 {
+        (self.hints().due_at - now()).clamp(0.0, max)
     }
 
     /// Records in the spool's log the queue does not know (received by a process killed
@@ -367,6 +453,7 @@ fn destination_key(spool: &Spool, name: &str, file: Option<&Path>) -> Result<Key
 pub fn worker(shared: &Shared) {
     let mut senders = Sender::default();
     while !shared.stop.load(Ordering::Relaxed) {
+        let seen = shared.wakes();
         if shared.purge_due(10.0) {
             shared.purge();
         }
@@ -376,7 +463,7 @@ pub fn worker(shared: &Shared) {
         let fresh = shared.fresh().take();
         let new = match fresh {
             Some(obj) => Ok(Some(obj)),
-            None => shared.queue.claim_new(),
+            None => shared.claim_new(),
         };
         match new {
             Ok(Some(obj)) => {
@@ -386,11 +473,11 @@ pub fn worker(shared: &Shared) {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!("queue: {e}");
-                shared.sleep(Duration::from_secs(1));
+                shared.pause(Duration::from_secs(1));
                 continue;
             }
         }
-        match shared.queue.claim() {
+        match shared.claim() {
             Ok(Some(job)) => {
                 run_job(shared, &job, &mut senders);
                 worked = true;
@@ -398,7 +485,7 @@ pub fn worker(shared: &Shared) {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!("queue: {e}");
-                shared.sleep(Duration::from_secs(1));
+                shared.pause(Duration::from_secs(1));
                 continue;
             }
         }
@@ -409,14 +496,8 @@ pub fn worker(shared: &Shared) {
             shared.purge();
         }
         senders.close_idle();
-        let due = shared
-            .queue
-            .next_due_in()
-            .ok()
-            .flatten()
-            .unwrap_or(1.0)
-            .clamp(0.005, 1.0);
-        shared.sleep(Duration::from_secs_f64(due));
+        let due = shared.due_in(1.0).max(0.005);
+        shared.sleep(seen, Duration::from_secs_f64(due));
     }
     senders.close_all();
 }
@@ -477,7 +558,7 @@ fn take_new(shared: &Shared, obj: NewObject, senders: &mut Sender) {
                 "cannot quarantine (check the spool's disk): {e}"
             );
             wait_again(shared, obj);
-            shared.sleep(Duration::from_secs(1));
+            shared.pause(Duration::from_secs(1));
             return;
         }
         None
@@ -489,10 +570,18 @@ fn take_new(shared: &Shared, obj: NewObject, senders: &mut Sender) {
         Err(e) => {
             tracing::error!(object = obj.id, "queue: {e}");
             wait_again(shared, obj);
-            shared.sleep(Duration::from_secs(1));
+            shared.pause(Duration::from_secs(1));
+            return;
         }
     }
-    shared.notify();
+    if let Some(Settled::Retry { delay, .. }) = &settled {
+        shared.due_from(now() + delay.as_secs_f64());
+    }
+    if dests.len() > 1 {
+        // the other destinations' jobs wait: for any worker
+        shared.due_from(0.0);
+        shared.notify();
+    }
 }
 
 /// An object taken but not recorded waits again, first in line.
@@ -602,9 +691,11 @@ fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
     if let Err(e) = shared.queue.end(job, settled.as_end()) {
         tracing::error!(object = job.object, "queue: {e}");
     }
+    if let Settled::Retry { delay, .. } = &settled {
+        shared.due_from(now() + delay.as_secs_f64());
+    }
     // whatever happened, the object's bytes leave memory (a later job reads the log)
     shared.recent.take(&job.object);
-    shared.notify();
 }
 
 /// One attempt at a job: de-identify, check and forward (`input`: the object already read, else
