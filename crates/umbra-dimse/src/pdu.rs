@@ -123,17 +123,20 @@ impl<S: Stream> Connection<S> {
         if length > max {
             return Err(Error::PduTooLarge { length, max });
         }
+        let end = PDU_HEADER + length as usize;
         let mut frame = std::mem::take(&mut self.frame);
-        frame.clear();
-        frame.extend_from_slice(&header);
-        frame.resize(PDU_HEADER + length as usize, 0);
-        let filled = self.fill(&mut frame[PDU_HEADER..], false);
+        // grown (and zeroed) only when a longer PDU comes: every byte up to `end` is read over
+        if frame.len() < end {
+            frame.resize(end, 0);
+        }
+        frame[..PDU_HEADER].copy_from_slice(&header);
+        let filled = self.fill(&mut frame[PDU_HEADER..end], false);
         self.frame = frame;
         filled?;
         if pdu_type == P_DATA_TF {
-            return parse_pdata(&self.frame[PDU_HEADER..]).map(Received::PData);
+            return parse_pdata(&self.frame[PDU_HEADER..end]).map(Received::PData);
         }
-        let frame: &[u8] = &self.frame;
+        let frame: &[u8] = &self.frame[..end];
         // dicom-ul checks its lengths; the guard keeps a mistake there from taking the
         // process down on hostile input.
         let decoded =
@@ -298,5 +301,24 @@ mod tests {
             Received::Other(_) => panic!("not P-DATA"),
         }
         assert!(matches!(r.receive(16384), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn a_short_pdu_after_a_long_one_is_read_alone() {
+        // the frame buffer keeps the longer PDU's size: nothing of it may leak into the next
+        let mut c = Connection::new(std::io::Cursor::new(Vec::new()));
+        c.send_pdv(1, false, false, &[0xEE; 300]).unwrap();
+        c.send_pdv(1, false, true, b"tail").unwrap();
+        let written = c.stream_mut().get_ref().clone();
+        let mut r = Connection::new(std::io::Cursor::new(written));
+        for (len, last) in [(300, false), (4, true)] {
+            match r.receive(16384).unwrap() {
+                Received::PData(pdvs) => {
+                    assert_eq!(pdvs.len(), 1);
+                    assert_eq!((pdvs[0].data.len(), pdvs[0].is_last), (len, last));
+                }
+                Received::Other(_) => panic!("not P-DATA"),
+            }
+        }
     }
 }

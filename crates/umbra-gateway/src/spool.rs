@@ -564,9 +564,9 @@ impl Incoming {
     }
 
     /// Writes the record's header after its bytes and syncs the segment, then runs `record`
-    /// (which queues the object) with the object's bytes when they were kept in memory (at most
-    /// [`KEEP_MAX`]); the segment goes back to the pool only after that, so it is never deleted
-    /// with a record the queue is about to know. Only after this returns may the sender be told
+    /// (which hands the object on, to the workers or the queue) with the object's bytes when
+    /// they were kept in memory (at most [`KEEP_MAX`]); the segment goes back to the pool only
+    /// after that, so it is never deleted with a record about to be known. Only after this returns may the sender be told
     /// the object is stored. If `record` fails the record is withdrawn (its header erased) and
     /// the error returned.
     pub fn commit(
