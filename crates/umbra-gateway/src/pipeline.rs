@@ -462,12 +462,12 @@ pub fn worker(shared: &Shared) {
         let mut worked = false;
         let fresh = shared.fresh().take();
         let new = match fresh {
-            Some(obj) => Ok(Some(obj)),
-            None => shared.claim_new(),
+            Some(obj) => Ok(Some((obj, TakenFrom::Memory))),
+            None => shared.claim_new().map(|o| o.map(|o| (o, TakenFrom::Queue))),
         };
         match new {
-            Ok(Some(obj)) => {
-                take_new(shared, obj, &mut senders);
+            Ok(Some((obj, from))) => {
+                take_new(shared, obj, from, &mut senders);
                 worked = true;
             }
             Ok(None) => {}
@@ -508,7 +508,16 @@ pub fn worker(shared: &Shared) {
 /// no route takes, or one that cannot be read, is quarantined under `_unrouted` with the reason.
 /// When that or the queue fails, the object goes back to wait and is taken again (a copy sent
 /// meanwhile is sent again, the same bytes).
-fn take_new(shared: &Shared, obj: NewObject, senders: &mut Sender) {
+/// Where a worker took an object not yet routed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TakenFrom {
+    /// Waiting in memory ([`Fresh`]): counted there until recorded.
+    Memory,
+    /// Claimed from the queue (`routing`): the queue counts it.
+    Queue,
+}
+
+fn take_new(shared: &Shared, obj: NewObject, from: TakenFrom, senders: &mut Sender) {
     let input = load(shared, &obj.id, &obj.loc);
     let facts = match &input {
         Ok(Ok(input)) => Ok(facts_of(input, &obj)),
@@ -557,7 +566,7 @@ fn take_new(shared: &Shared, obj: NewObject, senders: &mut Sender) {
                 object = obj.id,
                 "cannot quarantine (check the spool's disk): {e}"
             );
-            wait_again(shared, obj);
+            wait_again(shared, obj, from);
             shared.pause(Duration::from_secs(1));
             return;
         }
@@ -566,10 +575,11 @@ fn take_new(shared: &Shared, obj: NewObject, senders: &mut Sender) {
     shared.recent.take(&obj.id);
     let first = settled.as_ref().map(Settled::as_end);
     match shared.queue.record_routed(&obj, &dests, first) {
-        Ok(()) => shared.fresh().settled(&obj),
+        Ok(()) if from == TakenFrom::Memory => shared.fresh().settled(&obj),
+        Ok(()) => {}
         Err(e) => {
             tracing::error!(object = obj.id, "queue: {e}");
-            wait_again(shared, obj);
+            wait_again(shared, obj, from);
             shared.pause(Duration::from_secs(1));
             return;
         }
@@ -584,10 +594,12 @@ fn take_new(shared: &Shared, obj: NewObject, senders: &mut Sender) {
     }
 }
 
-/// An object taken but not recorded waits again, first in line.
-fn wait_again(shared: &Shared, obj: NewObject) {
+/// An object taken but not recorded waits again, first in line, in memory.
+fn wait_again(shared: &Shared, obj: NewObject, from: TakenFrom) {
     let mut f = shared.fresh();
-    f.settled(&obj);
+    if from == TakenFrom::Memory {
+        f.settled(&obj);
+    }
     f.push_front_or_back(obj, true);
 }
 
@@ -896,4 +908,72 @@ fn write_produced(p: &umbra_files::Produced, to: &Path) -> Result<(), String> {
     }
     std::fs::rename(&tmp, to).map_err(|e| e.to_string())?;
     sync_dir(dir).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// An object claimed from the queue and one waiting in memory share a log segment: routing
+    /// the first must leave the second counted (as running, and as holding its segment).
+    #[test]
+    fn an_object_from_the_queue_leaves_the_count_of_those_in_memory_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let spool_dir = d.path().join("spool");
+        let out = d.path().join("lab");
+        let config = Config::parse(&format!(
+            "spool = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
+             keep_forwarded_hours = 0\n[[destination]]\nname = \"lab\"\nkind = \"folder\"\n\
+             path = \"{}\"\n[[route]]\ndestinations = [\"lab\"]\n",
+            spool_dir.display(),
+            out.display()
+        ))
+        .unwrap();
+        let spool = Spool::open(&spool_dir).unwrap();
+        let queue = Queue::open(&spool.queue_path()).unwrap();
+        let shared = Shared::new(&config, spool, queue).unwrap();
+        let file = |name: &str| {
+            std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../tests/corpus/public/pydicom")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        // one waiting in memory, one in the queue (as past the in-memory backlog): segment 1
+        let mut a = shared.spool.receive().unwrap();
+        a.write_all(&file("CT_small.dcm")).unwrap();
+        shared.store(a, "stow", "").unwrap();
+        let mut b = shared.spool.receive().unwrap();
+        b.write_all(&file("MR_small.dcm")).unwrap();
+        b.commit(|id, loc, _| {
+            assert_eq!(loc.segment, 1);
+            shared
+                .queue
+                .add_object(id, "stow", "", &loc)
+                .map_err(std::io::Error::other)
+        })
+        .unwrap();
+        let mut senders = Sender::default();
+        let in_memory = shared.fresh().take().unwrap();
+        let queued = shared.claim_new().unwrap().unwrap();
+        take_new(&shared, queued, TakenFrom::Queue, &mut senders);
+        assert_eq!(
+            shared.depth().unwrap().running,
+            1,
+            "the one in memory is still at work"
+        );
+        shared.purge();
+        assert!(
+            shared.spool.segment_path(1).exists(),
+            "the segment still holds the object in memory"
+        );
+        take_new(&shared, in_memory, TakenFrom::Memory, &mut senders);
+        let depth = shared.depth().unwrap();
+        assert_eq!((depth.unrouted, depth.pending, depth.running), (0, 0, 0));
+        shared.purge();
+        assert!(!shared.spool.segment_path(1).exists());
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
+    }
 }
