@@ -198,6 +198,46 @@ impl<S: Stream> Connection<S> {
         Ok(())
     }
 
+    /// Sends one P-DATA-TF PDU carrying one PDV whose data is `parts`, one after another,
+    /// written from where they are (one vectored write, no copy into a buffer).
+    pub fn send_pdv_parts(
+        &mut self,
+        context_id: u8,
+        is_command: bool,
+        is_last: bool,
+        parts: &[&[u8]],
+    ) -> Result<(), Error> {
+        let data_len: usize = parts.iter().map(|p| p.len()).sum();
+        let pdv_len = u32::try_from(data_len + 2)
+            .map_err(|_| Error::Protocol("PDV longer than a PDU can carry".into()))?;
+        let pdu_len = pdv_len + 4;
+        let mut header = [0u8; PDU_HEADER + PDV_HEADER];
+        header[0] = P_DATA_TF;
+        header[2..6].copy_from_slice(&pdu_len.to_be_bytes());
+        header[6..10].copy_from_slice(&pdv_len.to_be_bytes());
+        header[10] = context_id;
+        header[11] = u8::from(is_command) | (u8::from(is_last) << 1);
+        let mut slices: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
+        slices.push(std::io::IoSlice::new(&header));
+        slices.extend(
+            parts
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| std::io::IoSlice::new(p)),
+        );
+        let mut bufs = &mut slices[..];
+        while !bufs.is_empty() {
+            match self.stream.write_vectored(bufs) {
+                Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+                Ok(n) => std::io::IoSlice::advance_slices(&mut bufs, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.stream.flush()?;
+        Ok(())
+    }
+
     /// Splits a small message part (a command set) into PDVs of at most `max_data` bytes.
     pub fn send_fragments(
         &mut self,

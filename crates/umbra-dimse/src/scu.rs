@@ -379,6 +379,56 @@ impl Scu {
         transfer_syntax: &str,
         data: &mut dyn Read,
     ) -> Result<StoreResponse, Error> {
+        self.store_with(sop_class, sop_instance, transfer_syntax, |scu, context| {
+            scu.send_data(context, data)
+        })
+    }
+
+    /// [`Self::store_file`] on a Part 10 file held in memory as consecutive `parts` (the first
+    /// holding at least the whole meta group): the parts are sent as they are, each PDU
+    /// gathered from them by the kernel, never copied into a buffer first.
+    pub fn store_part10_parts(&mut self, parts: &[&[u8]]) -> Result<StoreResponse, Error> {
+        let head = parts.first().copied().unwrap_or_default();
+        let meta = parse_part10_meta(head)?;
+        let mut skip = usize::try_from(meta.data_set_offset)
+            .ok()
+            .filter(|&at| at <= head.len())
+            .ok_or_else(|| Error::Part10("the meta group runs past the head".into()))?;
+        let mut data: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+        for p in parts {
+            let n = skip.min(p.len());
+            skip -= n;
+            if n < p.len() {
+                data.push(&p[n..]);
+            }
+        }
+        let data_len: usize = data.iter().map(|p| p.len()).sum();
+        if data_len % 2 == 1 {
+            if meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LE {
+                // PS3.5 §A.5: an odd deflated bit stream is padded with one trailing zero byte.
+                data.push(&[0]);
+            } else {
+                // PS3.5 §7.1: every value, so every data set, has an even length
+                return Err(Error::Part10(format!("data set has odd length {data_len}")));
+            }
+        }
+        self.store_with(
+            &meta.sop_class_uid,
+            &meta.sop_instance_uid,
+            &meta.transfer_syntax_uid,
+            |scu, context| scu.send_data_parts(context, &data),
+        )
+    }
+
+    /// C-STORE-RQ, the data set as `send` sends it on the presentation context given, then the
+    /// response.
+    fn store_with(
+        &mut self,
+        sop_class: &str,
+        sop_instance: &str,
+        transfer_syntax: &str,
+        send: impl FnOnce(&mut Self, u8) -> Result<(), Error>,
+    ) -> Result<StoreResponse, Error> {
         let context = self
             .context_for(sop_class, transfer_syntax)
             .map(|c| c.id)
@@ -389,7 +439,7 @@ impl Scu {
         let id = self.message_id();
         let rq = CommandSet::store_rq(id, sop_class, sop_instance, PRIORITY_MEDIUM, None);
         self.send_command(context, &rq)?;
-        self.send_data(context, data)?;
+        send(self, context)?;
         let rsp = self.receive_response(field::C_STORE_RSP, id)?;
         let status = rsp.status.unwrap_or(Status::PROCESSING_FAILURE);
         debug!(%sop_class, %status, "C-STORE answered");
@@ -431,6 +481,38 @@ impl Scu {
         }
         self.frame = current;
         Ok(())
+    }
+
+    /// Sends the data set held as consecutive `parts` in PDVs of the largest size the peer
+    /// allows, one PDV per PDU, each PDU written with its header from the parts in place.
+    fn send_data_parts(&mut self, context: u8, parts: &[&[u8]]) -> Result<(), Error> {
+        let chunk = (self.send_pdu as usize).saturating_sub(PDV_HEADER).max(1);
+        let mut left: usize = parts.iter().map(|p| p.len()).sum();
+        let mut parts = parts.iter().copied().filter(|p| !p.is_empty()).peekable();
+        let mut current: &[u8] = parts.next().unwrap_or_default();
+        let mut pdv: Vec<&[u8]> = Vec::with_capacity(4);
+        loop {
+            // one PDV: `chunk` bytes (fewer for the last), from as many parts as it spans
+            pdv.clear();
+            let mut need = chunk.min(left);
+            while need > 0 {
+                if current.is_empty() {
+                    current = parts.next().unwrap_or_default();
+                    continue;
+                }
+                let n = need.min(current.len());
+                pdv.push(&current[..n]);
+                current = &current[n..];
+                need -= n;
+            }
+            let len: usize = pdv.iter().map(|p| p.len()).sum();
+            left -= len;
+            let last = left == 0;
+            self.conn.send_pdv_parts(context, false, last, &pdv)?;
+            if last {
+                return Ok(());
+            }
+        }
     }
 
     fn receive_response(&mut self, expected: u16, id: u16) -> Result<CommandSet, Error> {

@@ -235,6 +235,17 @@ fn storescu_to_our_scp_stores_what_storescp_stores() {
 
 #[test]
 fn our_scu_to_storescp_keeps_data_set_bytes() {
+    scu_to_storescp_keeps_data_set_bytes(false);
+}
+
+/// The same files sent from memory as three parts each, split at odd places (inside the data
+/// set, mid-element): storescp receives the same bytes.
+#[test]
+fn our_scu_sends_a_file_held_in_parts_as_the_same_bytes() {
+    scu_to_storescp_keeps_data_set_bytes(true);
+}
+
+fn scu_to_storescp_keeps_data_set_bytes(in_parts: bool) {
     let dir = tempfile::tempdir().unwrap();
     let Some((_peer, port)) = storescp(dir.path(), true) else {
         return;
@@ -248,7 +259,16 @@ fn our_scu_to_storescp_keeps_data_set_bytes() {
     let mut scu = Scu::associate(&cfg, &proposals).unwrap();
     let mut sent = 0;
     for (path, meta) in &files {
-        match scu.store_file(path) {
+        let stored = if in_parts {
+            let bytes = std::fs::read(path).unwrap();
+            let a = (meta.data_set_offset as usize + 13).min(bytes.len());
+            let b = a + (bytes.len() - a) / 2 + 1;
+            let b = b.min(bytes.len());
+            scu.store_part10_parts(&[&bytes[..a], &bytes[a..b], &bytes[b..]])
+        } else {
+            scu.store_file(path)
+        };
+        match stored {
             Ok(rsp) => {
                 assert_eq!(rsp.status, Status::SUCCESS, "{}", path.display());
                 sent += 1;

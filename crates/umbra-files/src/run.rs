@@ -396,6 +396,17 @@ impl Encoded<'_> {
         self.len() == 0
     }
 
+    /// The whole file as slices of memory, when it is all in memory (the pixel data not left
+    /// in the input file): head, pixel data element, deflate pad byte.
+    pub fn parts(&self) -> Option<[&[u8]; 3]> {
+        let pad: &[u8] = if self.pad { &[0] } else { &[] };
+        match self.pixels {
+            None => Some([&self.head, &[], pad]),
+            Some(RawPixelData::InMemory { file, at }) => Some([&self.head, &file[*at..], pad]),
+            Some(RawPixelData::InFile { .. }) => None,
+        }
+    }
+
     /// What follows [`Self::head`], to the end of the file: the pixel data element, then the
     /// deflate pad byte. Fails (`UnexpectedEof`) if the input file no longer holds it all.
     pub fn rest(&self) -> std::io::Result<Box<dyn Read + Send + '_>> {

@@ -130,11 +130,17 @@ impl Sender {
             return Delivery::Failed("no association".into());
         };
         open.used = Instant::now();
-        let mut rest = match file.rest() {
-            Ok(r) => r,
-            Err(e) => return Delivery::Failed(format!("cannot read the received object: {e}")),
+        let stored = match file.parts() {
+            // all in memory: sent from where it is
+            Some(parts) => open.scu.store_part10_parts(&parts),
+            None => match file.rest() {
+                Ok(mut rest) => open.scu.store_part10(file.head(), &mut rest, file.len()),
+                Err(e) => {
+                    return Delivery::Failed(format!("cannot read the received object: {e}"));
+                }
+            },
         };
-        match open.scu.store_part10(file.head(), &mut rest, file.len()) {
+        match stored {
             Ok(r) if r.status.is_success() || r.status.is_warning() => Delivery::Delivered,
             Ok(r) => {
                 // 0xA7xx out of resources may pass; the peer would refuse anything else again
