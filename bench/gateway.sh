@@ -20,10 +20,11 @@
 # slices are held back: their Patient Comments carry the address).
 #
 # The gateway row is end to end: from the first storescu start until the gateway's
-# /metrics counts every object forwarded (so it includes receiving, two fsyncs per object,
+# /metrics counts every object forwarded (so it includes receiving, one fdatasync per object,
 # de-identification, the check and forwarding). "accepted" is when the last storescu exited
 # (every object durable in the spool). Latency p99 is read from the gateway's receive→forward
-# histogram (its bucket bound). Table: bench/work/gateway-results.md and stdout.
+# histogram (its bucket bound). Table: bench/work/gateway-results.md and stdout; every pair:
+# OUT/gateway-runs.tsv (associations, floor s, forwarded s, accepted s).
 set -euo pipefail
 N=${1:-400}
 CONC=${CONC:-"1 4 8"}
