@@ -229,12 +229,17 @@ impl Shared {
     }
 
     /// The queue's counts, with the objects not yet recorded in it (waiting ones as unrouted,
-    /// those a worker has as running).
+    /// those a worker has as running). Memory is read first: an object leaves it only once the
+    /// queue has it, so read in this order none is missed (for a moment one may count twice),
+    /// and an idle gateway is never reported while an object moves from one to the other.
     pub fn depth(&self) -> rusqlite::Result<Depth> {
+        let (waiting, taken) = {
+            let f = self.fresh();
+            (f.waiting.len() as u64, f.taken as u64)
+        };
         let mut d = self.queue.depth()?;
-        let f = self.fresh();
-        d.unrouted += f.waiting.len() as u64;
-        d.running += f.taken as u64;
+        d.unrouted += waiting;
+        d.running += taken;
         Ok(d)
     }
 
@@ -257,6 +262,7 @@ impl Shared {
     /// rows. Returns whether it went.
     fn delete_segment_if_unwanted(&self, seq: u64) -> Result<bool, String> {
         let unwanted = || {
+            // memory first, then the queue (an object leaves memory only once the queue has it)
             if self.fresh().per_segment.contains_key(&seq) {
                 return Ok(false);
             }
