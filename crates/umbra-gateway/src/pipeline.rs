@@ -508,12 +508,6 @@ pub fn worker(shared: &Shared) {
     senders.close_all();
 }
 
-/// Routes an object not yet routed (just received, or claimed from the queue) and runs its
-/// first destination's job at once, with the object read and parsed once for both; then records
-/// the object, one job per destination and how the first ended, in one transaction. An object
-/// no route takes, or one that cannot be read, is quarantined under `_unrouted` with the reason.
-/// When that or the queue fails, the object goes back to wait and is taken again (a copy sent
-/// meanwhile is sent again, the same bytes).
 /// Where a worker took an object not yet routed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TakenFrom {
@@ -523,6 +517,12 @@ enum TakenFrom {
     Queue,
 }
 
+/// Routes an object not yet routed (just received, or claimed from the queue) and runs its
+/// first destination's job at once, with the object read and parsed once for both; then records
+/// the object, one job per destination and how the first ended, in one transaction. An object
+/// no route takes, or one that cannot be read, is quarantined under `_unrouted` with the reason.
+/// When that or the queue fails, the object goes back to wait and is taken again (a copy sent
+/// meanwhile is sent again, the same bytes).
 fn take_new(shared: &Shared, obj: NewObject, from: TakenFrom, senders: &mut Sender) {
     let input = load(shared, &obj.id, &obj.loc);
     let facts = match &input {
