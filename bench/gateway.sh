@@ -96,12 +96,15 @@ RESULTS=$OUT/gateway-runs.tsv
 : > "$OUT/gateway-cpu.txt"
 : > "$OUT/busy.txt"
 
-# Each run_* sets R (it runs in this shell, so PIDS keeps what it started for the trap).
+# Each run_* sets R (it runs in this shell, so PIDS keeps what it started for the trap), and
+# starts from a clean slate: the previous run's output deleted, then `sync`, so that writeback
+# of what earlier runs left dirty does not compete with this one.
+clean_slate() { rm -rf "$1" && mkdir -p "$1" && sync; }
 
 # run_floor C: storescu → storescp; R=seconds
 run_floor() {
   local c=$1 dir=$OUT/gw-floor port
-  rm -rf "$dir" && mkdir -p "$dir"
+  clean_slate "$dir"
   port=$(free_port)
   /usr/bin/storescp --fork -aet VENDOR -od "$dir" "$port" 2>/dev/null & local scp=$!
   PIDS+=("$scp")
@@ -124,7 +127,7 @@ run_floor() {
 # run_orthanc C: storescu → Orthanc (fresh storage); R=seconds, or empty if it fails
 run_orthanc() {
   local c=$1 dir=$OUT/gw-orthanc port hport
-  rm -rf "$dir" && mkdir -p "$dir/db"
+  clean_slate "$dir" && mkdir -p "$dir/db"
   port=$(free_port); hport=$(free_port)
   cat > "$dir/orthanc.json" <<EOF
 { "Name": "bench", "StorageDirectory": "$dir/db", "IndexDirectory": "$dir/db",
@@ -147,7 +150,7 @@ EOF
 # run_gateway C: storescu → umbra serve → storescp; R="seconds accepted_seconds p99"
 run_gateway() {
   local c=$1 dir=$OUT/gw-umbra vport
-  rm -rf "$dir" && mkdir -p "$dir/vendor"
+  clean_slate "$dir" && mkdir -p "$dir/vendor"
   vport=$(free_port); DIMSE=$(free_port); HTTP=$(free_port)
   cat > "$dir/gateway.toml" <<EOF
 spool = "$dir/spool"
