@@ -212,7 +212,7 @@ impl Shared {
             drop(fresh);
             // a backlog: it waits in the queue instead of in memory
             self.queue
-                .add_object(id, source, calling_ae, &loc)
+                .add_object(&obj)
                 .map_err(std::io::Error::other)
                 .inspect_err(|_| drop(self.recent.take(id)))?;
             self.hints().queued_new = true;
@@ -250,8 +250,8 @@ impl Shared {
             let Some(obj) = self.fresh().waiting.front().cloned() else {
                 return Ok(());
             };
-            self.queue
-                .add_object(&obj.id, &obj.source, &obj.calling_ae, &obj.loc)?;
+            // (with the time it was received: its latency counts from then)
+            self.queue.add_object(&obj)?;
             let mut f = self.fresh();
             f.waiting.pop_front();
             f.forget(&obj);
@@ -404,7 +404,14 @@ impl Shared {
                 self.queue.unknown(&ids).map_err(q)?.into_iter().collect();
             for (id, loc) in records.iter().filter(|(id, _)| unknown.contains(id)) {
                 if self.spool.verify(id, loc).is_ok() {
-                    self.queue.add_object(id, "recovered", "", loc).map_err(q)?;
+                    let obj = NewObject {
+                        id: id.clone(),
+                        calling_ae: String::new(),
+                        source: "recovered".into(),
+                        received_at: now(),
+                        loc: *loc,
+                    };
+                    self.queue.add_object(&obj).map_err(q)?;
                     recovered += 1;
                 }
             }
@@ -955,10 +962,14 @@ mod tests {
         b.write_all(&file("MR_small.dcm")).unwrap();
         b.commit(|id, loc, _| {
             assert_eq!(loc.segment, 1);
-            shared
-                .queue
-                .add_object(id, "stow", "", &loc)
-                .map_err(std::io::Error::other)
+            let obj = NewObject {
+                id: id.into(),
+                calling_ae: String::new(),
+                source: "stow".into(),
+                received_at: now(),
+                loc,
+            };
+            shared.queue.add_object(&obj).map_err(std::io::Error::other)
         })
         .unwrap();
         let mut senders = Sender::default();

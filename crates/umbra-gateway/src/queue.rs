@@ -104,6 +104,25 @@ fn segment_wanted(c: &Connection, segment: u64) -> Result<bool> {
         .exists([segment as i64])
 }
 
+/// Inserts an object's row as `new`, unless it has one.
+fn insert_object(c: &Connection, obj: &NewObject) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO objects
+           (id, received_at, source, calling_ae, state, segment, offset, length)
+         VALUES (?1, ?2, ?3, ?4, 'new', ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        obj.id,
+        obj.received_at,
+        obj.source,
+        obj.calling_ae,
+        obj.loc.segment as i64,
+        obj.loc.offset as i64,
+        obj.loc.len as i64
+    ])?;
+    Ok(())
+}
+
 /// The location in columns `at`, `at + 1`, `at + 2` (segment, offset, length).
 fn location(r: &rusqlite::Row<'_>, at: usize) -> Result<Location> {
     Ok(Location {
@@ -172,30 +191,10 @@ impl Queue {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a received object (already durable in the spool). Idempotent.
-    pub fn add_object(
-        &self,
-        id: &str,
-        source: &str,
-        calling_ae: &str,
-        loc: &Location,
-    ) -> Result<()> {
-        self.conn()
-            .prepare_cached(
-                "INSERT OR IGNORE INTO objects
-                   (id, received_at, source, calling_ae, state, segment, offset, length)
-                 VALUES (?1, ?2, ?3, ?4, 'new', ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                id,
-                now(),
-                source,
-                calling_ae,
-                loc.segment as i64,
-                loc.offset as i64,
-                loc.len as i64
-            ])?;
-        Ok(())
+    /// Records a received object (already durable in the spool) as waiting to be routed.
+    /// Idempotent.
+    pub fn add_object(&self, obj: &NewObject) -> Result<()> {
+        insert_object(&self.conn(), obj)
     }
 
     /// Of `ids` (objects on disk), those the queue does not know.
@@ -248,20 +247,7 @@ impl Queue {
         let mut c = self.conn();
         let tx = c.transaction()?;
         let t = now();
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO objects
-               (id, received_at, source, calling_ae, state, segment, offset, length)
-             VALUES (?1, ?2, ?3, ?4, 'new', ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            obj.id,
-            obj.received_at,
-            obj.source,
-            obj.calling_ae,
-            obj.loc.segment as i64,
-            obj.loc.offset as i64,
-            obj.loc.len as i64
-        ])?;
+        insert_object(&tx, obj)?;
         let mut open = 0;
         for (i, d) in dests.iter().enumerate() {
             let (state, attempts, error, next_at) = match (i, first) {
@@ -508,12 +494,17 @@ mod tests {
     fn a_job_goes_pending_running_done_and_the_object_follows() {
         let d = tempfile::tempdir().unwrap();
         let q = Queue::open(&d.path().join("q.sqlite")).unwrap();
-        q.add_object("a", "dimse", "MODALITY", &at(1, 48)).unwrap();
-        q.add_object("a", "dimse", "MODALITY", &at(1, 48)).unwrap();
-        q.add_object("b", "dimse", "MODALITY", &at(2, 48)).unwrap();
+        // received earlier (waiting in memory at a shutdown): its time is kept
+        let a = NewObject {
+            received_at: 1000.0,
+            ..obj("a", at(1, 48))
+        };
+        q.add_object(&a).unwrap();
+        q.add_object(&a).unwrap();
+        q.add_object(&obj("b", at(2, 48))).unwrap();
         let n = q.claim_new().unwrap().unwrap();
         assert_eq!((n.id.as_str(), n.calling_ae.as_str()), ("a", "MODALITY"));
-        assert_eq!(n.loc, at(1, 48));
+        assert_eq!((n.loc, n.received_at), (at(1, 48), 1000.0));
         assert_eq!(q.depth().unwrap().unrouted, 2, "a is routing, b is new");
         // the router ran the first destination's job: it failed and waits to retry
         let first = JobEnd::Retry {
@@ -596,8 +587,8 @@ mod tests {
         let p = d.path().join("q.sqlite");
         {
             let q = Queue::open(&p).unwrap();
-            q.add_object("a", "stow", "", &at(3, 48)).unwrap();
-            q.add_object("b", "stow", "", &at(3, 96)).unwrap();
+            q.add_object(&obj("a", at(3, 48))).unwrap();
+            q.add_object(&obj("b", at(3, 96))).unwrap();
             let n = q.claim_new().unwrap().unwrap();
             q.record_routed(&n, &["v".into(), "w".into()], None)
                 .unwrap();
