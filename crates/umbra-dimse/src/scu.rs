@@ -488,8 +488,8 @@ impl Scu {
     fn send_data_parts(&mut self, context: u8, parts: &[&[u8]]) -> Result<(), Error> {
         let chunk = (self.send_pdu as usize).saturating_sub(PDV_HEADER).max(1);
         let mut left: usize = parts.iter().map(|p| p.len()).sum();
-        let mut parts = parts.iter().copied().filter(|p| !p.is_empty()).peekable();
-        let mut current: &[u8] = parts.next().unwrap_or_default();
+        let mut parts = parts.iter().copied().filter(|p| !p.is_empty());
+        let mut current: &[u8] = &[];
         let mut pdv: Vec<&[u8]> = Vec::with_capacity(4);
         loop {
             // one PDV: `chunk` bytes (fewer for the last), from as many parts as it spans
@@ -497,8 +497,9 @@ impl Scu {
             let mut need = chunk.min(left);
             while need > 0 {
                 if current.is_empty() {
-                    current = parts.next().unwrap_or_default();
-                    continue;
+                    // `left` is what the parts hold, so they never run out before it does
+                    let Some(next) = parts.next() else { break };
+                    current = next;
                 }
                 let n = need.min(current.len());
                 pdv.push(&current[..n]);
@@ -506,6 +507,9 @@ impl Scu {
                 need -= n;
             }
             let len: usize = pdv.iter().map(|p| p.len()).sum();
+            if len == 0 && left > 0 {
+                return Err(Error::Part10("the data set's parts ended early".into()));
+            }
             left -= len;
             let last = left == 0;
             self.conn.send_pdv_parts(context, false, last, &pdv)?;
