@@ -198,33 +198,41 @@ impl<S: Stream> Connection<S> {
         Ok(())
     }
 
-    /// Sends one P-DATA-TF PDU carrying one PDV whose data is `parts`, one after another,
-    /// written from where they are (one vectored write, no copy into a buffer).
-    pub fn send_pdv_parts(
+    /// Sends P-DATA-TF PDUs, each carrying one PDV: `pdvs` holds each one's data as parts (one
+    /// after another) and whether it is the last of its message. They are written from where
+    /// they are, together, in as few vectored writes as the kernel takes (no copy into a
+    /// buffer, and one system call for many PDUs).
+    pub fn send_pdvs(
         &mut self,
         context_id: u8,
         is_command: bool,
-        is_last: bool,
-        parts: &[&[u8]],
+        pdvs: &[(Vec<&[u8]>, bool)],
     ) -> Result<(), Error> {
-        let data_len: usize = parts.iter().map(|p| p.len()).sum();
-        let pdv_len = u32::try_from(data_len + 2)
-            .map_err(|_| Error::Protocol("PDV longer than a PDU can carry".into()))?;
-        let pdu_len = pdv_len + 4;
-        let mut header = [0u8; PDU_HEADER + PDV_HEADER];
-        header[0] = P_DATA_TF;
-        header[2..6].copy_from_slice(&pdu_len.to_be_bytes());
-        header[6..10].copy_from_slice(&pdv_len.to_be_bytes());
-        header[10] = context_id;
-        header[11] = u8::from(is_command) | (u8::from(is_last) << 1);
-        let mut slices: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
-        slices.push(std::io::IoSlice::new(&header));
-        slices.extend(
-            parts
-                .iter()
-                .filter(|p| !p.is_empty())
-                .map(|p| std::io::IoSlice::new(p)),
-        );
+        let mut headers = Vec::with_capacity(pdvs.len());
+        for (parts, is_last) in pdvs {
+            let data_len: usize = parts.iter().map(|p| p.len()).sum();
+            let pdv_len = u32::try_from(data_len + 2)
+                .ok()
+                .filter(|&n| n <= u32::MAX - 4)
+                .ok_or_else(|| Error::Protocol("PDV longer than a PDU can carry".into()))?;
+            let mut header = [0u8; PDU_HEADER + PDV_HEADER];
+            header[0] = P_DATA_TF;
+            header[2..6].copy_from_slice(&(pdv_len + 4).to_be_bytes());
+            header[6..10].copy_from_slice(&pdv_len.to_be_bytes());
+            header[10] = context_id;
+            header[11] = u8::from(is_command) | (u8::from(*is_last) << 1);
+            headers.push(header);
+        }
+        let mut slices: Vec<std::io::IoSlice<'_>> = Vec::new();
+        for ((parts, _), header) in pdvs.iter().zip(&headers) {
+            slices.push(std::io::IoSlice::new(header));
+            slices.extend(
+                parts
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| std::io::IoSlice::new(p)),
+            );
+        }
         let mut bufs = &mut slices[..];
         while !bufs.is_empty() {
             match self.stream.write_vectored(bufs) {

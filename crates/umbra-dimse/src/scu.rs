@@ -24,6 +24,9 @@ const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
 /// Largest P-DATA-TF this SCU sends when the peer sets no limit.
 const UNLIMITED_SEND: u32 = 1024 * 1024;
 
+/// Bytes of a data set held in memory sent per vectored write (several PDUs at once).
+const SEND_BATCH: usize = 256 << 10;
+
 /// A remote SCP and how to reach it.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -484,16 +487,18 @@ impl Scu {
     }
 
     /// Sends the data set held as consecutive `parts` in PDVs of the largest size the peer
-    /// allows, one PDV per PDU, each PDU written with its header from the parts in place.
+    /// allows, one PDV per PDU, each PDU's data taken from the parts in place; PDUs go out
+    /// [`SEND_BATCH`] bytes at a time, one vectored write for many.
     fn send_data_parts(&mut self, context: u8, parts: &[&[u8]]) -> Result<(), Error> {
         let chunk = (self.send_pdu as usize).saturating_sub(PDV_HEADER).max(1);
         let mut left: usize = parts.iter().map(|p| p.len()).sum();
         let mut parts = parts.iter().copied().filter(|p| !p.is_empty());
         let mut current: &[u8] = &[];
-        let mut pdv: Vec<&[u8]> = Vec::with_capacity(4);
+        let mut batch: Vec<(Vec<&[u8]>, bool)> = Vec::new();
+        let mut batched = 0;
         loop {
             // one PDV: `chunk` bytes (fewer for the last), from as many parts as it spans
-            pdv.clear();
+            let mut pdv = Vec::with_capacity(2);
             let mut need = chunk.min(left);
             while need > 0 {
                 if current.is_empty() {
@@ -512,7 +517,13 @@ impl Scu {
             }
             left -= len;
             let last = left == 0;
-            self.conn.send_pdv_parts(context, false, last, &pdv)?;
+            batch.push((pdv, last));
+            batched += len;
+            if last || batched >= SEND_BATCH {
+                self.conn.send_pdvs(context, false, &batch)?;
+                batch.clear();
+                batched = 0;
+            }
             if last {
                 return Ok(());
             }
