@@ -2,36 +2,14 @@
 //! between the two) are queued again at start and delivered; a torn last record is not; once
 //! every object in a segment is forwarded and purged, the segment's file goes.
 
+mod common;
+
+use common::{corpus, dcm_files, folder_gateway, run_workers_until};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-use umbra_gateway::Config;
-use umbra_gateway::pipeline::{self, Shared};
-use umbra_gateway::queue::{JobEnd, Queue};
+use std::path::Path;
+use std::time::Duration;
+use umbra_gateway::queue::{JobEnd, NewObject};
 use umbra_gateway::spool::Spool;
-
-fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/corpus/public/pydicom")
-        .join(name)
-}
-
-fn dcm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(dcm_files(&p));
-            } else if p.extension().is_some_and(|x| x == "dcm") {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
 
 #[test]
 fn records_never_queued_are_recovered_and_delivered_and_the_segment_goes_when_purged() {
@@ -57,28 +35,7 @@ fn records_never_queued_are_recovered_and_delivered_and_the_segment_goes_when_pu
         f.set_len(len - 100).unwrap();
     }
     // (the listener is configured, not started: this test drives the spool and a worker)
-    let config = Config::parse(&format!(
-        r#"
-spool = "{}"
-workers = 1
-[http]
-listen = "127.0.0.1:0"
-[retention]
-keep_forwarded_hours = 0
-[[destination]]
-name = "lab"
-kind = "folder"
-path = "{}"
-[[route]]
-destinations = ["lab"]
-"#,
-        spool_dir.display(),
-        out.display()
-    ))
-    .unwrap();
-    let spool = Spool::open(&spool_dir).unwrap();
-    let queue = Queue::open(&spool.queue_path()).unwrap();
-    let shared = Arc::new(Shared::new(&config, spool, queue).unwrap());
+    let shared = folder_gateway(&spool_dir, &[("lab", &out)]);
     assert_eq!(
         shared.recover().unwrap(),
         2,
@@ -88,16 +45,10 @@ destinations = ["lab"]
     // a second start finds nothing more to recover
     assert_eq!(shared.recover().unwrap(), 0);
 
-    let s = shared.clone();
-    let worker = std::thread::spawn(move || pipeline::worker(&s));
     let seg = shared.spool.segment_path(1);
-    let t0 = Instant::now();
-    while (dcm_files(&out).len() < 2 || seg.exists()) && t0.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    shared.stop.store(true, Ordering::Relaxed);
-    shared.notify();
-    worker.join().unwrap();
+    run_workers_until(&shared, 1, Duration::from_secs(30), || {
+        dcm_files(&out).len() >= 2 && !seg.exists()
+    });
 
     let written = dcm_files(&out);
     assert_eq!(written.len(), 2, "both recovered objects delivered");
@@ -128,28 +79,7 @@ fn a_segment_with_an_object_not_yet_queued_outlives_a_purge() {
     let d = tempfile::tempdir().unwrap();
     let spool_dir = d.path().join("spool");
     let out = d.path().join("lab");
-    let config = Config::parse(&format!(
-        r#"
-spool = "{}"
-workers = 1
-[http]
-listen = "127.0.0.1:0"
-[retention]
-keep_forwarded_hours = 0
-[[destination]]
-name = "lab"
-kind = "folder"
-path = "{}"
-[[route]]
-destinations = ["lab"]
-"#,
-        spool_dir.display(),
-        out.display()
-    ))
-    .unwrap();
-    let spool = Spool::open(&spool_dir).unwrap();
-    let queue = Queue::open(&spool.queue_path()).unwrap();
-    let shared = Arc::new(Shared::new(&config, spool, queue).unwrap());
+    let shared = folder_gateway(&spool_dir, &[("lab", &out)]);
     let receive = |f: &Path| {
         let mut i = shared.spool.receive().unwrap();
         i.write_all(&std::fs::read(f).unwrap()).unwrap();
@@ -160,7 +90,7 @@ destinations = ["lab"]
     receive(&corpus("CT_small.dcm"))
         .commit(|id, loc, _| {
             first = Some(loc);
-            let obj = umbra_gateway::queue::NewObject {
+            let obj = NewObject {
                 id: id.into(),
                 calling_ae: String::new(),
                 source: "stow".into(),
@@ -190,15 +120,9 @@ destinations = ["lab"]
     shared.purge();
     assert!(seg.exists());
 
-    let s = shared.clone();
-    let worker = std::thread::spawn(move || pipeline::worker(&s));
-    let t0 = Instant::now();
-    while (dcm_files(&out).is_empty() || seg.exists()) && t0.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    shared.stop.store(true, Ordering::Relaxed);
-    shared.notify();
-    worker.join().unwrap();
+    run_workers_until(&shared, 1, Duration::from_secs(30), || {
+        !dcm_files(&out).is_empty() && !seg.exists()
+    });
     assert_eq!(dcm_files(&out).len(), 1, "the waiting object was delivered");
     assert!(!seg.exists(), "then purged, and its segment went");
     let d = shared.depth().unwrap();

@@ -2,36 +2,12 @@
 //! the two pseudonym sets cannot be linked; every object reaches both, and nothing is left
 //! waiting. Runs the workers in-process on real files (no listener).
 
+mod common;
+
+use common::{corpus, dcm_files, folder_gateway, run_workers_until};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-use umbra_gateway::Config;
-use umbra_gateway::pipeline::{self, Shared};
-use umbra_gateway::queue::Queue;
-use umbra_gateway::spool::Spool;
-
-fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/corpus/public/pydicom")
-        .join(name)
-}
-
-fn dcm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(dcm_files(&p));
-            } else if p.extension().is_some_and(|x| x == "dcm") {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
+use std::path::Path;
+use std::time::Duration;
 
 fn text(obj: &dicom_object::DefaultDicomObject, tag: dicom_core::Tag) -> String {
     obj.element(tag)
@@ -51,55 +27,17 @@ fn each_destination_gets_every_object_under_its_own_pseudonyms() {
     let spool_dir = d.path().join("spool");
     let (a, b) = (d.path().join("a"), d.path().join("b"));
     // no key_file: each destination gets a key of its own, made in the spool
-    let config = Config::parse(&format!(
-        r#"
-spool = "{}"
-workers = 2
-[http]
-listen = "127.0.0.1:0"
-[[destination]]
-name = "a"
-kind = "folder"
-path = "{}"
-[[destination]]
-name = "b"
-kind = "folder"
-path = "{}"
-[[route]]
-destinations = ["a", "b"]
-"#,
-        spool_dir.display(),
-        a.display(),
-        b.display()
-    ))
-    .unwrap();
-    let spool = Spool::open(&spool_dir).unwrap();
-    let queue = Queue::open(&spool.queue_path()).unwrap();
-    let shared = Arc::new(Shared::new(&config, spool, queue).unwrap());
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let s = shared.clone();
-            std::thread::spawn(move || pipeline::worker(&s))
-        })
-        .collect();
+    let shared = folder_gateway(&spool_dir, &[("a", &a), ("b", &b)]);
     let inputs = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "test-SR.dcm"];
     for f in inputs {
         let mut i = shared.spool.receive().unwrap();
         i.write_all(&std::fs::read(corpus(f)).unwrap()).unwrap();
         shared.store(i, "stow", "").unwrap();
     }
-    let t0 = Instant::now();
-    while (dcm_files(&a).len() < inputs.len() || dcm_files(&b).len() < inputs.len())
-        && t0.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    run_workers_until(&shared, 2, Duration::from_secs(60), || {
+        dcm_files(&a).len() >= inputs.len() && dcm_files(&b).len() >= inputs.len()
+    });
     let depth = shared.depth().unwrap();
-    shared.stop.store(true, Ordering::Relaxed);
-    shared.notify();
-    for w in workers {
-        w.join().unwrap();
-    }
     assert_eq!((depth.unrouted, depth.pending, depth.running), (0, 0, 0));
     let read = |dir: &Path| -> Vec<dicom_object::DefaultDicomObject> {
         dcm_files(dir)
