@@ -166,13 +166,7 @@ impl<S: Stream> Connection<S> {
         is_last: bool,
         data: &[u8],
     ) -> Result<(), Error> {
-        let mut frame = std::mem::take(&mut self.wbuf);
-        frame.clear();
-        frame.resize(PDU_HEADER + PDV_HEADER, 0);
-        frame.extend_from_slice(data);
-        let sent = self.send_pdv_frame(&mut frame, context_id, is_command, is_last);
-        self.wbuf = frame;
-        sent
+        self.send_pdvs(context_id, is_command, &[(vec![data], is_last)])
     }
 
     /// Sends a P-DATA-TF PDU whose `frame` holds [`PDU_HEADER`] + [`PDV_HEADER`] bytes of
@@ -185,14 +179,8 @@ impl<S: Stream> Connection<S> {
         is_last: bool,
     ) -> Result<(), Error> {
         let data_len = frame.len() - PDU_HEADER - PDV_HEADER;
-        let pdv_len = (data_len + 2) as u32;
-        let pdu_len = pdv_len + 4;
-        frame[0] = P_DATA_TF;
-        frame[1] = 0;
-        frame[2..6].copy_from_slice(&pdu_len.to_be_bytes());
-        frame[6..10].copy_from_slice(&pdv_len.to_be_bytes());
-        frame[10] = context_id;
-        frame[11] = u8::from(is_command) | (u8::from(is_last) << 1);
+        frame[..PDU_HEADER + PDV_HEADER]
+            .copy_from_slice(&pdv_header(context_id, is_command, is_last, data_len)?);
         self.stream.write_all(frame)?;
         self.stream.flush()?;
         Ok(())
@@ -208,21 +196,13 @@ impl<S: Stream> Connection<S> {
         is_command: bool,
         pdvs: &[(Vec<&[u8]>, bool)],
     ) -> Result<(), Error> {
-        let mut headers = Vec::with_capacity(pdvs.len());
-        for (parts, is_last) in pdvs {
-            let data_len: usize = parts.iter().map(|p| p.len()).sum();
-            let pdv_len = u32::try_from(data_len + 2)
-                .ok()
-                .filter(|&n| n <= u32::MAX - 4)
-                .ok_or_else(|| Error::Protocol("PDV longer than a PDU can carry".into()))?;
-            let mut header = [0u8; PDU_HEADER + PDV_HEADER];
-            header[0] = P_DATA_TF;
-            header[2..6].copy_from_slice(&(pdv_len + 4).to_be_bytes());
-            header[6..10].copy_from_slice(&pdv_len.to_be_bytes());
-            header[10] = context_id;
-            header[11] = u8::from(is_command) | (u8::from(*is_last) << 1);
-            headers.push(header);
-        }
+        let headers = pdvs
+            .iter()
+            .map(|(parts, is_last)| {
+                let data_len = parts.iter().map(|p| p.len()).sum();
+                pdv_header(context_id, is_command, *is_last, data_len)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut slices: Vec<std::io::IoSlice<'_>> = Vec::new();
         for ((parts, _), header) in pdvs.iter().zip(&headers) {
             slices.push(std::io::IoSlice::new(header));
@@ -264,6 +244,26 @@ impl<S: Stream> Connection<S> {
         }
         Ok(())
     }
+}
+
+/// The PDU and PDV headers of a P-DATA-TF PDU carrying one PDV of `data_len` bytes.
+fn pdv_header(
+    context_id: u8,
+    is_command: bool,
+    is_last: bool,
+    data_len: usize,
+) -> Result<[u8; PDU_HEADER + PDV_HEADER], Error> {
+    let pdv_len = u32::try_from(data_len + 2)
+        .ok()
+        .filter(|&n| n <= u32::MAX - 4)
+        .ok_or_else(|| Error::Protocol("PDV longer than a PDU can carry".into()))?;
+    let mut header = [0u8; PDU_HEADER + PDV_HEADER];
+    header[0] = P_DATA_TF;
+    header[2..6].copy_from_slice(&(pdv_len + 4).to_be_bytes());
+    header[6..10].copy_from_slice(&pdv_len.to_be_bytes());
+    header[10] = context_id;
+    header[11] = u8::from(is_command) | (u8::from(is_last) << 1);
+    Ok(header)
 }
 
 fn read_some<S: Read>(stream: &mut S, buf: &mut [u8]) -> Result<usize, Error> {
