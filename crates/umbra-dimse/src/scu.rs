@@ -27,6 +27,19 @@ const UNLIMITED_SEND: u32 = 1024 * 1024;
 /// Bytes of a data set held in memory sent per vectored write (several PDUs at once).
 const SEND_BATCH: usize = 256 << 10;
 
+/// Whether a data set of `data_len` bytes goes out with one trailing zero byte: PS3.5 §A.5 pads
+/// an odd deflated bit stream so. Any other odd length is refused: every value, so every data
+/// set, has an even length (PS3.5 §7.1), and peers abort on an odd fragment.
+fn pads_with_zero(meta: &Part10Meta, data_len: u64) -> Result<bool, Error> {
+    if data_len.is_multiple_of(2) {
+        return Ok(false);
+    }
+    if meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LE {
+        return Ok(true);
+    }
+    Err(Error::Part10(format!("data set has odd length {data_len}")))
+}
+
 /// A remote SCP and how to reach it.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -349,9 +362,7 @@ impl Scu {
                 transfer_syntax: meta.transfer_syntax_uid.clone(),
             });
         }
-        let odd = data_len % 2 == 1;
-        if odd && meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LE {
-            // PS3.5 §A.5: an odd deflated bit stream is padded with one trailing zero byte.
+        if pads_with_zero(meta, data_len)? {
             let mut padded = data.chain(&[0u8][..]);
             return self.store(
                 &meta.sop_class_uid,
@@ -359,11 +370,6 @@ impl Scu {
                 &meta.transfer_syntax_uid,
                 &mut padded,
             );
-        }
-        if odd {
-            // PS3.5 §7.1: every value, so every data set, has an even length; peers abort on
-            // an odd fragment.
-            return Err(Error::Part10(format!("data set has odd length {data_len}")));
         }
         self.store(
             &meta.sop_class_uid,
@@ -406,14 +412,8 @@ impl Scu {
             }
         }
         let data_len: usize = data.iter().map(|p| p.len()).sum();
-        if data_len % 2 == 1 {
-            if meta.transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LE {
-                // PS3.5 §A.5: an odd deflated bit stream is padded with one trailing zero byte.
-                data.push(&[0]);
-            } else {
-                // PS3.5 §7.1: every value, so every data set, has an even length
-                return Err(Error::Part10(format!("data set has odd length {data_len}")));
-            }
+        if pads_with_zero(&meta, data_len as u64)? {
+            data.push(&[0]);
         }
         self.store_with(
             &meta.sop_class_uid,
