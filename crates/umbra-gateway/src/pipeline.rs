@@ -533,7 +533,7 @@ enum TakenFrom {
 fn take_new(shared: &Shared, obj: NewObject, from: TakenFrom, senders: &mut Sender) {
     let input = load(shared, &obj.id, &obj.loc);
     let facts = match &input {
-        Ok(Ok(input)) => Ok(facts_of(input, &obj)),
+        Ok(Ok(input)) => Ok(facts_of(&input.object, input.meta.as_ref(), &obj)),
         // what the whole object's reading refused, its header alone may still route (the
         // destination's job then quarantines it with the reason)
         _ => match shared.recent.peek(&obj.id, |b| route_facts(b, &obj)) {
@@ -616,17 +616,19 @@ fn wait_again(shared: &Shared, obj: NewObject, from: TakenFrom) {
     f.push_front_or_back(obj, true);
 }
 
-/// What routes look at, from an object read whole.
-fn facts_of(input: &Input, obj: &NewObject) -> RouteFacts {
+/// What routes look at, from an object's data set and meta group (none for a bare data set).
+fn facts_of(
+    object: &dicom_object::InMemDicomObject,
+    meta: Option<&dicom_object::FileMetaTable>,
+    obj: &NewObject,
+) -> RouteFacts {
     let text = |tag| {
-        input
-            .object
+        object
             .get(tag)
             .and_then(|e| e.to_str().ok())
             .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
             .unwrap_or_default()
     };
-    let meta = input.meta.as_ref();
     let calling_ae = if obj.calling_ae.is_empty() && obj.source == "recovered" {
         // received over DIMSE by a process killed before queueing it: the spool's meta group
         // recorded the caller
@@ -672,30 +674,7 @@ fn route_facts(object: impl std::io::Read, obj: &NewObject) -> Result<RouteFacts
         .read_preamble(dicom_object::file::ReadPreamble::Always)
         .from_reader(object)
         .map_err(|e| format!("cannot read the object: {}", one_line(&e.to_string())))?;
-    let text = |tag| {
-        file.get(tag)
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-            .unwrap_or_default()
-    };
-    let calling_ae = if obj.calling_ae.is_empty() && obj.source == "recovered" {
-        // received over DIMSE by a process killed before queueing it: the spool's meta group
-        // recorded the caller
-        file.meta()
-            .source_application_entity_title
-            .as_deref()
-            .unwrap_or("")
-            .trim_end_matches(['\0', ' '])
-            .to_string()
-    } else {
-        obj.calling_ae.clone()
-    };
-    Ok(RouteFacts {
-        calling_ae,
-        modality: text(tags::MODALITY),
-        sop_class: file.meta().media_storage_sop_class_uid().to_string(),
-        study_description: text(tags::STUDY_DESCRIPTION),
-    })
+    Ok(facts_of(&file, Some(file.meta()), obj))
 }
 
 fn one_line(s: &str) -> String {
