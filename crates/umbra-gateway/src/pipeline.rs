@@ -535,11 +535,9 @@ fn take_new(shared: &Shared, obj: NewObject, from: TakenFrom, senders: &mut Send
     let facts = match &input {
         Ok(Ok(input)) => Ok(facts_of(&input.object, input.meta.as_ref(), &obj)),
         // what the whole object's reading refused, its header alone may still route (the
-        // destination's job then quarantines it with the reason)
-        _ => match shared.recent.peek(&obj.id, |b| route_facts(b, &obj)) {
-            Some(r) => r,
-            None => open_in_log(shared, &obj).and_then(|r| route_facts(r, &obj)),
-        },
+        // destination's job then quarantines it with the reason); `load` took the bytes out of
+        // memory, and the log has them
+        _ => open_in_log(shared, &obj).and_then(|r| route_facts(r, &obj)),
     };
     let (facts, unreadable) = match facts {
         Ok(f) => (f, None),

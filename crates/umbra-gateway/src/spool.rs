@@ -433,11 +433,6 @@ impl Recent {
         Some(b)
     }
 
-    /// Runs `f` on the bytes of `id`, if kept, leaving them.
-    pub fn peek<T>(&self, id: &str, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
-        self.lock().0.get(id).map(|b| f(b))
-    }
-
     /// Bytes kept now.
     pub fn bytes(&self) -> usize {
         self.lock().1
@@ -873,7 +868,6 @@ mod tests {
         r.put("a", vec![1; 6]);
         r.put("b", vec![2; 6]); // would pass the budget: left in the log
         assert_eq!(r.bytes(), 6);
-        assert_eq!(r.peek("a", |b| b.len()), Some(6));
         assert!(r.take("b").is_none());
         assert_eq!(r.take("a"), Some(vec![1; 6]));
         assert!(r.take("a").is_none());
