@@ -337,7 +337,7 @@ impl Queue {
     }
 
     /// The job is finished: `quarantined` with a reason, or done.
-    pub fn finish(&self, job: &Job, quarantined: Option<&str>) -> Result<()> {
+    fn finish(&self, job: &Job, quarantined: Option<&str>) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction()?;
         let (state, err) = match quarantined {
@@ -360,7 +360,7 @@ impl Queue {
     }
 
     /// The job failed for a reason that may pass: try again after `delay`.
-    pub fn retry(&self, job: &Job, error: &str, delay: Duration) -> Result<()> {
+    fn retry(&self, job: &Job, error: &str, delay: Duration) -> Result<()> {
         self.conn()
             .prepare_cached(
                 "UPDATE jobs SET state = 'pending', attempts = attempts + 1, last_error = ?3,
