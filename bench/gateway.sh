@@ -9,8 +9,8 @@
 #        is paired with a floor run just before it: times are medians, the ratio is the median
 #        of the pairs' ratios), UMBRA (default target/release/umbra; it never builds), OUT
 #        (default bench/work; /dev/shm/... takes the disk out), ORTHANC=0 skips Orthanc,
-#        WORKERS=N sets
-#        the gateway's workers (default: the CPU count, at least 4), PERF=1 records
+#        WORKERS=N sets the gateway's workers (default: the CPU count, at least 4),
+#        MAX_PDU=N its [dimse] max_pdu (default 116794), PERF=1 records
 #        the gateway with perf (OUT/gateway-cN.perf.data), PERF=all records every process
 #        during the floor's and the gateway's runs (OUT/{floor,gateway}-all-cN.perf.data;
 #        `perf report --sort comm` splits the CPU between senders, gateway and receiver).
@@ -46,7 +46,14 @@ done
 command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
 export TCP_NODELAY=1 # dcmtk 3.6.7 leaves Nagle on without it (40 ms per message)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_ports N: N distinct free ports, all bound at once while they are picked (ports picked
+# one call at a time can coincide, and a gateway forwarding to its own port never finishes)
+free_ports() {
+  python3 -c 'import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
 wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 now() { date +%s.%N; }
 # busy() : CPU-seconds the whole machine has been busy since boot (user, nice, system, irq,
@@ -105,7 +112,7 @@ clean_slate() { rm -rf "$1" && mkdir -p "$1" && sync; }
 run_floor() {
   local c=$1 dir=$OUT/gw-floor port
   clean_slate "$dir"
-  port=$(free_port)
+  port=$(free_ports 1)
   /usr/bin/storescp --fork -aet VENDOR -od "$dir" "$port" 2>/dev/null & local scp=$!
   PIDS+=("$scp")
   wait_port "$port"
@@ -128,7 +135,7 @@ run_floor() {
 run_orthanc() {
   local c=$1 dir=$OUT/gw-orthanc port hport
   clean_slate "$dir" && mkdir -p "$dir/db"
-  port=$(free_port); hport=$(free_port)
+  read -r port hport < <(free_ports 2)
   cat > "$dir/orthanc.json" <<EOF
 { "Name": "bench", "StorageDirectory": "$dir/db", "IndexDirectory": "$dir/db",
   "DicomAet": "ORTHANC", "DicomPort": $port, "HttpPort": $hport, "HttpServerEnabled": true,
@@ -151,13 +158,14 @@ EOF
 run_gateway() {
   local c=$1 dir=$OUT/gw-umbra vport
   clean_slate "$dir" && mkdir -p "$dir/vendor"
-  vport=$(free_port); DIMSE=$(free_port); HTTP=$(free_port)
+  read -r vport DIMSE HTTP < <(free_ports 3)
   cat > "$dir/gateway.toml" <<EOF
 spool = "$dir/spool"
 ${WORKERS:+workers = $WORKERS}
 [dimse]
 listen = "127.0.0.1:$DIMSE"
 ae_title = "UMBRA"
+${MAX_PDU:+max_pdu = $MAX_PDU}
 [http]
 listen = "127.0.0.1:$HTTP"
 [retention]
@@ -191,11 +199,16 @@ EOF
   t0=$(now)
   send "$c" "$DIMSE" UMBRA
   t1=$(now)
+  local deadline=$((SECONDS + 300))
   while :; do
     f=$(metric 'umbra_forwarded_total{destination="vendor"}')
     [ "${f:-0}" -ge "$COUNT" ] && break
     h=$(metric 'umbra_held_back_total{destination="vendor"}')
     [ "${h:-0}" -gt 0 ] && { echo "the gateway held $h objects back" >&2; exit 1; }
+    [ "$SECONDS" -lt "$deadline" ] || {
+      echo "the gateway forwarded ${f:-0} of $COUNT in 300 s (failures: $(metric 'umbra_failed_total{destination="vendor"}'); see $dir/log)" >&2
+      exit 1
+    }
     sleep 0.02
   done
   t2=$(now)
