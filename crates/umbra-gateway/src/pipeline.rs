@@ -9,14 +9,14 @@
 use crate::config::{CompiledRoute, Config, ConfigError, RouteFacts, Target};
 use crate::forward::{Delivery, Sender};
 use crate::metrics::Metrics;
-use crate::queue::{Depth, Job, JobEnd, NewObject, Queue, now};
+use crate::queue::{Depth, Job, JobEnd, NewObject, Queue, Routed, now};
 use crate::spool::{Recent, Spool, sync_dir};
 use dicom_dictionary_std::tags;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use umbra_core::{Deidentifier, Key, Pseudonymizer};
 use umbra_files::{Cleaner, Gate, Input, Outcome, ReadError};
 
@@ -31,12 +31,18 @@ const RECENT_BUDGET: usize = 256 << 20;
 /// queue (a long backlog costs no memory).
 const FRESH_MAX: usize = 4096;
 
+/// Routed objects wait to be recorded until this many are waiting ...
+const RECORD_BATCH: usize = 64;
+/// ... or the first has waited this long, or a worker runs out of work (see
+/// [`Shared::record_routed`]).
+const RECORD_WAIT: Duration = Duration::from_millis(250);
+
 /// Objects this process received and the queue has not heard of yet. A worker takes each one
 /// from here, routes it, runs its first job at once, and only then records the object, its jobs
-/// and how the first ended, in one transaction: one write to the queue per object instead of
-/// four. The spool's log has every one of them durably; were the process killed, recovery at
-/// the next start queues them from there (see [`Shared::recover`]), and a copy sent before the
-/// kill is sent again, the same bytes.
+/// and how the first ended, with other objects' records in one transaction: a fraction of a
+/// queue write per object instead of four. The spool's log has every one of them durably; were
+/// the process killed, recovery at the next start queues them from there (see
+/// [`Shared::recover`]), and a copy sent before the kill is sent again, the same bytes.
 #[derive(Default)]
 struct Fresh {
     waiting: VecDeque<NewObject>,
@@ -81,6 +87,23 @@ impl Fresh {
     }
 }
 
+/// Objects routed, with their first job run, whose records wait to be written together.
+#[derive(Default)]
+struct Unrecorded {
+    list: Vec<RoutedObject>,
+    /// When the first of them began to wait.
+    since: Option<Instant>,
+}
+
+/// An object routed, its first job run, as it waits to be recorded.
+struct RoutedObject {
+    obj: NewObject,
+    dests: Vec<String>,
+    /// How the first destination's job ended (none without destinations).
+    first: Option<Settled>,
+    from: TakenFrom,
+}
+
 /// What the workers know without asking the queue: whether it may hold objects waiting to be
 /// routed, and from when a pending job may be due. Whoever adds such work to the queue says so
 /// here after adding it, and a worker clears a hint before it asks the queue, so work added
@@ -121,6 +144,7 @@ pub struct Shared {
     last_purge: Mutex<f64>,
     wake: (Mutex<u64>, Condvar),
     fresh: Mutex<Fresh>,
+    unrecorded: Mutex<Unrecorded>,
     hints: Mutex<Hints>,
 }
 
@@ -164,6 +188,7 @@ impl Shared {
             last_purge: Mutex::new(0.0),
             wake: (Mutex::new(0), Condvar::new()),
             fresh: Mutex::new(Fresh::default()),
+            unrecorded: Mutex::new(Unrecorded::default()),
             // at start the queue may hold anything
             hints: Mutex::new(Hints {
                 queued_new: true,
@@ -226,6 +251,77 @@ impl Shared {
 
     fn fresh(&self) -> std::sync::MutexGuard<'_, Fresh> {
         self.fresh.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a routed object in the queue together with others: records wait until
+    /// [`RECORD_BATCH`] are waiting or the first has waited [`RECORD_WAIT`], or until a worker
+    /// runs out of work or stops, and are then written in one transaction. Until then an object
+    /// taken from memory still counts as taken there, so its log segment is kept and the depth
+    /// counts it. Returns false when the queue refused a batch (its objects wait again).
+    fn record_routed(&self, routed: RoutedObject) -> bool {
+        let full = {
+            let mut u = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+            u.list.push(routed);
+            let since = *u.since.get_or_insert_with(Instant::now);
+            u.list.len() >= RECORD_BATCH || since.elapsed() >= RECORD_WAIT
+        };
+        !full || self.record_now()
+    }
+
+    /// Whether the first record waiting has waited [`RECORD_WAIT`].
+    fn record_due(&self) -> bool {
+        let u = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        u.since.is_some_and(|t| t.elapsed() >= RECORD_WAIT)
+    }
+
+    /// Writes the records waiting (see [`Self::record_routed`]) in one transaction. When the
+    /// queue refuses it, the objects wait again (first in line) and are routed again, a copy
+    /// already sent being sent again, the same bytes; returns false then.
+    pub fn record_now(&self) -> bool {
+        let batch = {
+            let mut u = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+            u.since = None;
+            std::mem::take(&mut u.list)
+        };
+        if batch.is_empty() {
+            return true;
+        }
+        let rows: Vec<Routed<'_>> = batch
+            .iter()
+            .map(|r| Routed {
+                object: &r.obj,
+                dests: &r.dests,
+                first: r.first.as_ref().map(Settled::as_end),
+            })
+            .collect();
+        let written = self.queue.record_routed(&rows);
+        drop(rows);
+        if let Err(e) = written {
+            tracing::error!(objects = batch.len(), "queue: {e}");
+            for r in batch.into_iter().rev() {
+                wait_again(self, r.obj, r.from);
+            }
+            return false;
+        }
+        {
+            let mut f = self.fresh();
+            for r in batch.iter().filter(|r| r.from == TakenFrom::Memory) {
+                f.settled(&r.obj);
+            }
+        }
+        let mut others = false;
+        for r in &batch {
+            if let Some(Settled::Retry { delay, .. }) = &r.first {
+                self.due_from(now() + delay.as_secs_f64());
+            }
+            others |= r.dests.len() > 1;
+        }
+        if others {
+            // the other destinations' jobs wait: for any worker
+            self.due_from(0.0);
+            self.notify();
+        }
+        true
     }
 
     /// The queue's counts, with the objects not yet recorded in it (waiting ones as unrouted,
@@ -470,6 +566,10 @@ pub fn worker(shared: &Shared) {
         if shared.purge_due(10.0) {
             shared.purge();
         }
+        if shared.record_due() && !shared.record_now() {
+            shared.pause(Duration::from_secs(1));
+            continue;
+        }
         // one new object (routed, and its first job run while it is fresh in memory), then one
         // waiting job (another destination's, a retry): neither starves under a steady inflow
         let mut worked = false;
@@ -505,6 +605,11 @@ pub fn worker(shared: &Shared) {
         if worked {
             continue;
         }
+        // nothing more to do for now: what waits to be recorded is written
+        if !shared.record_now() {
+            shared.pause(Duration::from_secs(1));
+            continue;
+        }
         if shared.purge_due(1.0) {
             shared.purge();
         }
@@ -512,6 +617,7 @@ pub fn worker(shared: &Shared) {
         let due = shared.due_in(1.0).max(0.005);
         shared.sleep(seen, Duration::from_secs_f64(due));
     }
+    shared.record_now();
     senders.close_all();
 }
 
@@ -526,7 +632,8 @@ enum TakenFrom {
 
 /// Routes an object not yet routed (just received, or claimed from the queue) and runs its
 /// first destination's job at once, with the object read and parsed once for both; then records
-/// the object, one job per destination and how the first ended, in one transaction. An object
+/// the object, one job per destination and how the first ended, in one transaction with other
+/// objects' records (see [`Shared::record_routed`]). An object
 /// no route takes, or one that cannot be read, is quarantined under `_unrouted` with the reason.
 /// When that or the queue fails, the object goes back to wait and is taken again (a copy sent
 /// meanwhile is sent again, the same bytes).
@@ -584,24 +691,14 @@ fn take_new(shared: &Shared, obj: NewObject, from: TakenFrom, senders: &mut Send
         None
     };
     shared.recent.take(&obj.id);
-    let first = settled.as_ref().map(Settled::as_end);
-    match shared.queue.record_routed(&obj, &dests, first) {
-        Ok(()) if from == TakenFrom::Memory => shared.fresh().settled(&obj),
-        Ok(()) => {}
-        Err(e) => {
-            tracing::error!(object = obj.id, "queue: {e}");
-            wait_again(shared, obj, from);
-            shared.pause(Duration::from_secs(1));
-            return;
-        }
-    }
-    if let Some(Settled::Retry { delay, .. }) = &settled {
-        shared.due_from(now() + delay.as_secs_f64());
-    }
-    if dests.len() > 1 {
-        // the other destinations' jobs wait: for any worker
-        shared.due_from(0.0);
-        shared.notify();
+    let routed = RoutedObject {
+        obj,
+        dests,
+        first: settled,
+        from,
+    };
+    if !shared.record_routed(routed) {
+        shared.pause(Duration::from_secs(1));
     }
 }
 
@@ -953,6 +1050,7 @@ mod tests {
         let in_memory = shared.fresh().take().unwrap();
         let queued = shared.claim_new().unwrap().unwrap();
         take_new(&shared, queued, TakenFrom::Queue, &mut senders);
+        assert!(shared.record_now());
         assert_eq!(
             shared.depth().unwrap().running,
             1,
@@ -964,6 +1062,12 @@ mod tests {
             "the segment still holds the object in memory"
         );
         take_new(&shared, in_memory, TakenFrom::Memory, &mut senders);
+        // delivered, its record waiting to be written with others: it still counts, and
+        // still holds its segment
+        assert_eq!(shared.depth().unwrap().running, 1);
+        shared.purge();
+        assert!(shared.spool.segment_path(1).exists());
+        assert!(shared.record_now());
         let depth = shared.depth().unwrap();
         assert_eq!((depth.unrouted, depth.pending, depth.running), (0, 0, 0));
         shared.purge();

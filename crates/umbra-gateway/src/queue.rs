@@ -74,6 +74,17 @@ pub enum JobEnd<'a> {
     },
 }
 
+/// A routed object, as [`Queue::record_routed`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Routed<'a> {
+    /// The object.
+    pub object: &'a NewObject,
+    /// Its destinations, in configuration order; the first one's job ran.
+    pub dests: &'a [String],
+    /// How the first destination's job ended (`None` without destinations).
+    pub first: Option<JobEnd<'a>>,
+}
+
 /// Jobs by state, for metrics and health.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Depth {
@@ -232,45 +243,42 @@ impl Queue {
             .optional()
     }
 
-    /// Records a routed object and its jobs, one per destination, in one transaction: the first
-    /// destination's job already ran (`first` says how it ended), the others wait as
-    /// `pending`. With no destination the object is done at once (the caller quarantined it).
-    /// The object's row is made if it has none yet (an object just received is first written
+    /// Records routed objects and their jobs, one per destination, all in one transaction: the
+    /// first destination's job already ran (`first` says how it ended), the others wait as
+    /// `pending`. With no destination an object is done at once (the caller quarantined it).
+    /// An object's row is made if it has none yet (an object just received is first written
     /// to the queue here, after its first job: were the process killed before, the spool's
     /// recovery queues it again, and the copy already sent is sent again, the same bytes).
-    pub fn record_routed(
-        &self,
-        obj: &NewObject,
-        dests: &[String],
-        first: Option<JobEnd<'_>>,
-    ) -> Result<()> {
+    pub fn record_routed(&self, routed: &[Routed<'_>]) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction()?;
         let t = now();
-        insert_object(&tx, obj)?;
-        let mut open = 0;
-        for (i, d) in dests.iter().enumerate() {
-            let (state, attempts, error, next_at) = match (i, first) {
-                (0, Some(JobEnd::Done)) => ("done", 1, None, t),
-                (0, Some(JobEnd::Quarantined(r))) => ("quarantined", 1, Some(r), t),
-                (0, Some(JobEnd::Retry { error, delay })) => {
-                    ("pending", 1, Some(error), t + delay.as_secs_f64())
-                }
-                _ => ("pending", 0, None, t),
-            };
-            open += usize::from(state == "pending");
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO jobs (object_id, dest, state, attempts, last_error, next_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![obj.id, d, state, attempts, error, next_at])?;
-        }
-        if open == 0 {
-            tx.prepare_cached("UPDATE objects SET state = 'done', done_at = ?2 WHERE id = ?1")?
-                .execute(params![obj.id, t])?;
-        } else {
-            tx.prepare_cached("UPDATE objects SET state = 'routed' WHERE id = ?1")?
-                .execute(params![obj.id])?;
+        for r in routed {
+            insert_object(&tx, r.object)?;
+            let mut open = 0;
+            for (i, d) in r.dests.iter().enumerate() {
+                let (state, attempts, error, next_at) = match (i, r.first) {
+                    (0, Some(JobEnd::Done)) => ("done", 1, None, t),
+                    (0, Some(JobEnd::Quarantined(q))) => ("quarantined", 1, Some(q), t),
+                    (0, Some(JobEnd::Retry { error, delay })) => {
+                        ("pending", 1, Some(error), t + delay.as_secs_f64())
+                    }
+                    _ => ("pending", 0, None, t),
+                };
+                open += usize::from(state == "pending");
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO jobs (object_id, dest, state, attempts, last_error, next_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![r.object.id, d, state, attempts, error, next_at])?;
+            }
+            if open == 0 {
+                tx.prepare_cached("UPDATE objects SET state = 'done', done_at = ?2 WHERE id = ?1")?
+                    .execute(params![r.object.id, t])?;
+            } else {
+                tx.prepare_cached("UPDATE objects SET state = 'routed' WHERE id = ?1")?
+                    .execute(params![r.object.id])?;
+            }
         }
         tx.commit()
     }
@@ -472,6 +480,18 @@ impl Queue {
 mod tests {
     use super::*;
 
+    fn routed<'a>(
+        object: &'a NewObject,
+        dests: &'a [String],
+        first: Option<JobEnd<'a>>,
+    ) -> Routed<'a> {
+        Routed {
+            object,
+            dests,
+            first,
+        }
+    }
+
     fn at(segment: u64, offset: u64) -> Location {
         Location {
             segment,
@@ -511,8 +531,8 @@ mod tests {
             error: "peer down",
             delay: Duration::from_secs(3600),
         };
-        q.record_routed(&n, &["v1".into(), "v2".into()], Some(first))
-            .unwrap();
+        let dests = ["v1".to_string(), "v2".to_string()];
+        q.record_routed(&[routed(&n, &dests, Some(first))]).unwrap();
         assert_eq!(q.claim_new().unwrap().unwrap().id, "b");
         assert!(q.claim_new().unwrap().is_none(), "b is claimed");
         let j2 = q.claim().unwrap().unwrap();
@@ -548,17 +568,17 @@ mod tests {
     fn an_object_first_heard_of_when_routed_is_recorded_whole() {
         let d = tempfile::tempdir().unwrap();
         let q = Queue::open(&d.path().join("q.sqlite")).unwrap();
-        // delivered to its only destination: done at once, nothing left to run
-        q.record_routed(&obj("a", at(1, 48)), &["v".into()], Some(JobEnd::Done))
-            .unwrap();
-        // no route: done at once too (the caller quarantined it)
-        q.record_routed(&obj("b", at(1, 96)), &[], None).unwrap();
-        // quarantined for the first destination, the second still to run
-        q.record_routed(
-            &obj("c", at(2, 48)),
-            &["v".into(), "w".into()],
-            Some(JobEnd::Quarantined("held back: reason")),
-        )
+        let (a, b, c) = (obj("a", at(1, 48)), obj("b", at(1, 96)), obj("c", at(2, 48)));
+        let (v, vw) = (["v".to_string()], ["v".to_string(), "w".to_string()]);
+        // all three in one transaction:
+        q.record_routed(&[
+            // delivered to its only destination: done at once, nothing left to run
+            routed(&a, &v, Some(JobEnd::Done)),
+            // no route: done at once too (the caller quarantined it)
+            routed(&b, &[], None),
+            // quarantined for the first destination, the second still to run
+            routed(&c, &vw, Some(JobEnd::Quarantined("held back: reason"))),
+        ])
         .unwrap();
         assert!(
             q.unknown(&["a".into(), "b".into(), "c".into()])
@@ -590,8 +610,8 @@ mod tests {
             q.add_object(&obj("a", at(3, 48))).unwrap();
             q.add_object(&obj("b", at(3, 96))).unwrap();
             let n = q.claim_new().unwrap().unwrap();
-            q.record_routed(&n, &["v".into(), "w".into()], None)
-                .unwrap();
+            let vw = ["v".to_string(), "w".to_string()];
+            q.record_routed(&[routed(&n, &vw, None)]).unwrap();
             let j = q.claim().unwrap().unwrap();
             assert_eq!(j.dest, "v");
             assert_eq!(q.claim_new().unwrap().unwrap().id, "b");

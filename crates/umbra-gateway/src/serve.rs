@@ -324,7 +324,10 @@ impl Gateway {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        // objects received but not yet taken by a worker: the next start routes them
+        // records still waiting (each worker wrote them as it stopped; this is for one that
+        // could not), then objects received but not yet taken by a worker: the next start
+        // routes them
+        self.shared.record_now();
         if let Err(e) = self.shared.flush_fresh() {
             // still in the spool's log: recovery at the next start queues them
             tracing::error!("queue: {e}");

@@ -8,7 +8,7 @@ use common::{corpus, dcm_files, folder_gateway, run_workers_until};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
-use umbra_gateway::queue::{JobEnd, NewObject};
+use umbra_gateway::queue::{JobEnd, NewObject, Routed};
 use umbra_gateway::spool::Spool;
 
 #[test]
@@ -97,9 +97,15 @@ fn a_segment_with_an_object_not_yet_queued_outlives_a_purge() {
                 received_at: 0.0,
                 loc,
             };
+            let dests = ["lab".to_string()];
+            let routed = Routed {
+                object: &obj,
+                dests: &dests,
+                first: Some(JobEnd::Done),
+            };
             shared
                 .queue
-                .record_routed(&obj, &["lab".into()], Some(JobEnd::Done))
+                .record_routed(&[routed])
                 .map_err(std::io::Error::other)
         })
         .unwrap();
