@@ -17,8 +17,9 @@ pub use gate::{Gate, allow_for};
 pub use keyfile::read_key_file;
 pub use pixels::{Cleaned, Cleaner};
 pub use read::{
-    HEADER_FIRST_FROM, Input, RawPixelData, ReadError, ScanInput, input_from_bytes, parse_bytes,
-    read_for_scan, read_input, read_input_at, read_input_with, read_object,
+    HEADER_FIRST_FROM, Input, RawPixelData, ReadError, ScanInput, input_from_bytes,
+    input_from_bytes_at, parse_bytes, read_for_scan, read_input, read_input_at, read_input_with,
+    read_object,
 };
 pub use run::{
     Encoded, Outcome, Produced, Record, Refused, RunOptions, Summary, UsageError, collect_inputs,

@@ -108,7 +108,7 @@ pub struct Input {
 pub enum RawPixelData {
     /// In memory, from `at` to the end of the file's bytes.
     InMemory {
-        /// The whole file.
+        /// The file's bytes (after other bytes, when read by [`input_from_bytes_at`]).
         file: Vec<u8>,
         /// Where the element starts.
         at: usize,
@@ -333,8 +333,16 @@ fn is_deflated(ts: &str) -> bool {
 
 /// [`read_input`] on a file's bytes already in memory.
 pub fn input_from_bytes(bytes: Vec<u8>) -> Result<Input, ReadError> {
-    let Some(magic_at) = magic_at(&bytes) else {
-        let (object, transfer_syntax) = read_bare_dataset(&bytes)?;
+    input_from_bytes_at(bytes, 0)
+}
+
+/// [`input_from_bytes`] for an object that starts `start` bytes into `bytes` (what lies before
+/// is ignored): bytes received into a buffer with room before them are read where they are,
+/// without a copy. `start` past the end reads as an empty object.
+pub fn input_from_bytes_at(bytes: Vec<u8>, start: usize) -> Result<Input, ReadError> {
+    let object = bytes.get(start..).unwrap_or_default();
+    let Some(magic_at) = magic_at(object).map(|m| m + start) else {
+        let (object, transfer_syntax) = read_bare_dataset(object)?;
         return Ok(Input {
             object,
             transfer_syntax,

@@ -226,8 +226,8 @@ impl Shared {
                 received_at: now(),
                 loc,
             };
-            if let Some(bytes) = kept {
-                self.recent.put(id, bytes);
+            if let Some(kept) = kept {
+                self.recent.put(id, kept);
             }
             let mut fresh = self.fresh();
             if fresh.waiting.len() < FRESH_MAX {
@@ -947,9 +947,9 @@ fn load(shared: &Shared, id: &str, loc: &crate::spool::Location) -> Loaded {
         }
         _ => Ended::Retry(format!("cannot read the spool: {e}")),
     };
-    Ok(if let Some(bytes) = shared.recent.take(id) {
+    Ok(if let Some(kept) = shared.recent.take(id) {
         // just received: never left memory
-        umbra_files::input_from_bytes(bytes)
+        umbra_files::input_from_bytes_at(kept.bytes, kept.start)
     } else if loc.len < umbra_files::HEADER_FIRST_FROM {
         let bytes = shared.spool.read(id, loc).map_err(unreadable)?;
         umbra_files::input_from_bytes(bytes)

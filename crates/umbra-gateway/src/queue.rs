@@ -568,7 +568,11 @@ mod tests {
     fn an_object_first_heard_of_when_routed_is_recorded_whole() {
         let d = tempfile::tempdir().unwrap();
         let q = Queue::open(&d.path().join("q.sqlite")).unwrap();
-        let (a, b, c) = (obj("a", at(1, 48)), obj("b", at(1, 96)), obj("c", at(2, 48)));
+        let (a, b, c) = (
+            obj("a", at(1, 48)),
+            obj("b", at(1, 96)),
+            obj("c", at(2, 48)),
+        );
         let (v, vw) = (["v".to_string()], ["v".to_string(), "w".to_string()]);
         // all three in one transaction:
         q.record_routed(&[

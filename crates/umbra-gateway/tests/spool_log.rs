@@ -28,11 +28,19 @@ fn records_never_queued_are_recovered_and_delivered_and_the_segment_goes_when_pu
         }
         let mut torn = spool.receive().unwrap();
         torn.write_all(&std::fs::read(&inputs[0]).unwrap()).unwrap();
-        torn.commit(|_, _, _| Ok(())).unwrap();
-        let seg = spool.segment_path(1);
-        let len = std::fs::metadata(&seg).unwrap().len();
-        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
-        f.set_len(len - 100).unwrap();
+        let mut at = None;
+        torn.commit(|_, loc, _| {
+            at = Some(loc);
+            Ok(())
+        })
+        .unwrap();
+        // the write torn 100 bytes before the object's end
+        let at = at.unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(spool.segment_path(1))
+            .unwrap();
+        f.set_len(at.offset + at.len - 100).unwrap();
     }
     // (the listener is configured, not started: this test drives the spool and a worker)
     let shared = folder_gateway(&spool_dir, &[("lab", &out)]);
