@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use dicom_ul::pdu::{Pdu, read_pdu, write_pdu};
 
 use crate::error::Error;
+use crate::scp::StoreSink;
 
 /// Size of a PDU header: type, reserved, 32-bit length.
 pub(crate) const PDU_HEADER: usize = 6;
@@ -40,6 +41,15 @@ pub(crate) enum Received<'a> {
     Other(Pdu),
 }
 
+/// What [`Connection::receive_to`] did with a PDU.
+pub(crate) enum Taken<'a> {
+    /// P-DATA-TF whose one PDV, the next fragment of the data set being received, went
+    /// straight into the sink; whether it was the data set's last.
+    Direct { is_last: bool },
+    /// Any PDU, as [`Connection::receive`] reads it.
+    Pdu(Received<'a>),
+}
+
 /// Buffered reading and direct writing on one stream.
 pub(crate) struct Connection<S> {
     stream: S,
@@ -69,7 +79,13 @@ impl<S: Stream> Connection<S> {
 
     /// Fills `out` from the buffer and then the stream. `at_start`: end of stream before the
     /// first byte is a clean close.
-    fn fill(&mut self, mut out: &mut [u8], at_start: bool) -> Result<(), Error> {
+    fn fill(&mut self, out: &mut [u8], at_start: bool) -> Result<(), Error> {
+        self.fill_ahead(out, at_start, true)
+    }
+
+    /// [`Self::fill`]; without `ahead`, nothing past `out` is read from the stream (the bytes
+    /// after it are to go elsewhere).
+    fn fill_ahead(&mut self, mut out: &mut [u8], at_start: bool, ahead: bool) -> Result<(), Error> {
         let mut first = at_start;
         while !out.is_empty() {
             if self.rpos < self.rlen {
@@ -80,8 +96,8 @@ impl<S: Stream> Connection<S> {
                 first = false;
                 continue;
             }
-            let n = if out.len() >= self.rbuf.len() {
-                // large remainder: read straight into the destination
+            let n = if !ahead || out.len() >= self.rbuf.len() {
+                // large remainder (or nothing to read ahead): read straight into the destination
                 let n = read_some(&mut self.stream, out)?;
                 out = &mut out[n..];
                 n
@@ -106,8 +122,27 @@ impl<S: Stream> Connection<S> {
     /// Reads one PDU. P-DATA-TF longer than `max_pdata` and other PDUs longer than
     /// [`MAX_CONTROL_PDU`] are refused before anything is allocated for them.
     pub fn receive(&mut self, max_pdata: u32) -> Result<Received<'_>, Error> {
+        match self.receive_to(max_pdata, None)? {
+            Taken::Pdu(pdu) => Ok(pdu),
+            // (never without a sink)
+            Taken::Direct { .. } => Err(Error::Protocol("data set fragment out of place".into())),
+        }
+    }
+
+    /// [`Self::receive`] while a data set is being received on presentation context `direct.0`
+    /// into the sink `direct.1`: a P-DATA-TF whose one PDV is the data set's next fragment goes
+    /// from the network straight into the sink's memory when the sink takes it so
+    /// ([`StoreSink::reads_direct`]), instead of through this connection's buffers (two copies
+    /// fewer per byte). Anything else is read as [`Self::receive`] reads it.
+    pub fn receive_to(
+        &mut self,
+        max_pdata: u32,
+        direct: Option<(u8, &mut dyn StoreSink)>,
+    ) -> Result<Taken<'_>, Error> {
         let mut header = [0u8; PDU_HEADER];
-        self.fill(&mut header, true)?;
+        // while a data set comes, no read-ahead past the headers: its bytes are to go straight
+        // to the sink
+        self.fill_ahead(&mut header, true, direct.is_none())?;
         let pdu_type = header[0];
         let length = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
         if !(0x01..=0x07).contains(&pdu_type) {
@@ -123,6 +158,29 @@ impl<S: Stream> Connection<S> {
         if length > max {
             return Err(Error::PduTooLarge { length, max });
         }
+        let mut pdv = [0u8; PDV_HEADER];
+        let mut have_pdv = false;
+        if let Some((context_id, sink)) = direct
+            && pdu_type == P_DATA_TF
+            && length as usize >= PDV_HEADER
+        {
+            self.fill_ahead(&mut pdv, false, false)?;
+            have_pdv = true;
+            let item = u32::from_be_bytes([pdv[0], pdv[1], pdv[2], pdv[3]]) as usize;
+            let (pdv_context, control) = (pdv[4], pdv[5]);
+            // one PDV filling the PDU, a data set fragment on the context of the data set
+            if item + 4 == length as usize
+                && item >= 2
+                && pdv_context == context_id
+                && control & 0x01 == 0
+                && sink.reads_direct(item - 2)
+            {
+                self.read_into(sink, item - 2)?;
+                return Ok(Taken::Direct {
+                    is_last: control & 0x02 != 0,
+                });
+            }
+        }
         let end = PDU_HEADER + length as usize;
         let mut frame = std::mem::take(&mut self.frame);
         // grown (and zeroed) only when a longer PDU comes: every byte up to `end` is read over
@@ -130,11 +188,17 @@ impl<S: Stream> Connection<S> {
             frame.resize(end, 0);
         }
         frame[..PDU_HEADER].copy_from_slice(&header);
-        let filled = self.fill(&mut frame[PDU_HEADER..end], false);
+        let mut at = PDU_HEADER;
+        if have_pdv {
+            frame[at..at + PDV_HEADER].copy_from_slice(&pdv);
+            at += PDV_HEADER;
+        }
+        let filled = self.fill(&mut frame[at..end], false);
         self.frame = frame;
         filled?;
         if pdu_type == P_DATA_TF {
-            return parse_pdata(&self.frame[PDU_HEADER..end]).map(Received::PData);
+            return parse_pdata(&self.frame[PDU_HEADER..end])
+                .map(|p| Taken::Pdu(Received::PData(p)));
         }
         let frame: &[u8] = &self.frame[..end];
         // dicom-ul checks its lengths; the guard keeps a mistake there from taking the
@@ -143,10 +207,27 @@ impl<S: Stream> Connection<S> {
             std::panic::catch_unwind(|| read_pdu(frame, dicom_ul::pdu::MAXIMUM_PDU_SIZE, false))
                 .map_err(|_| Error::MalformedPdu("PDU decoder failed".into()))?;
         match decoded {
-            Ok(Some(pdu)) => Ok(Received::Other(pdu)),
+            Ok(Some(pdu)) => Ok(Taken::Pdu(Received::Other(pdu))),
             Ok(None) => Err(Error::MalformedPdu("incomplete PDU".into())),
             Err(e) => Err(Error::MalformedPdu(e.to_string())),
         }
+    }
+
+    /// Moves `n` bytes of a PDV into `sink`: those already read ahead into this connection's
+    /// buffer, then the rest straight from the stream.
+    fn read_into(&mut self, sink: &mut dyn StoreSink, n: usize) -> Result<(), Error> {
+        let ahead = n.min(self.rlen - self.rpos);
+        if ahead > 0 {
+            sink.write_all(&self.rbuf[self.rpos..self.rpos + ahead])?;
+            self.rpos += ahead;
+        }
+        sink.read_from(&mut self.stream, n - ahead)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    Error::MalformedPdu("stream ended inside a PDU".into())
+                }
+                _ => e.into(),
+            })
     }
 
     /// Sends a non-P-DATA PDU.

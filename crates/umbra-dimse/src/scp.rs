@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use crate::assoc::{self, Negotiated, RejectReason};
 use crate::commands::{CommandSet, MAX_COMMAND_SET, field};
 use crate::error::Error;
-use crate::pdu::{Connection, Received, Stream};
+use crate::pdu::{Connection, Received, Stream, Taken};
 use crate::sop::{VERIFICATION, choose_transfer_syntax, is_storage_sop_class};
 use crate::status::Status;
 
@@ -117,6 +117,21 @@ pub trait StoreSink: std::io::Write + Send {
     fn commit(self: Box<Self>) -> Status;
     /// The association broke mid-object, or a write failed: discard what was written.
     fn abort(self: Box<Self>);
+    /// Whether the data set's next `n` bytes may be read from the network straight into the
+    /// sink with [`StoreSink::read_from`] (it keeps the data set in memory, with room for
+    /// them), skipping the copies through the connection's buffers. The default says no.
+    fn reads_direct(&self, _n: usize) -> bool {
+        false
+    }
+    /// Reads exactly `n` bytes of the data set from `from` into the sink; asked only after
+    /// [`StoreSink::reads_direct`] said yes. An error breaks the association (the bytes of the
+    /// PDU are no longer where they would be). The default reads them into a buffer and writes
+    /// them.
+    fn read_from(&mut self, from: &mut dyn std::io::Read, n: usize) -> std::io::Result<()> {
+        let mut buf = vec![0; n];
+        from.read_exact(&mut buf)?;
+        self.write_all(&buf)
+    }
 }
 
 /// What happened on one association.
@@ -361,10 +376,25 @@ impl<S: Stream> Session<'_, S> {
     fn run(&mut self) -> Result<(), Error> {
         loop {
             let max = self.config.max_pdu;
+            // a data set coming into a sink: its fragments may go straight there
+            let direct = match &mut self.state {
+                State::Data {
+                    context_id,
+                    target: Target::Sink(sink),
+                    ..
+                } => Some((*context_id, &mut **sink as &mut dyn StoreSink)),
+                _ => None,
+            };
             // The PDVs borrow the connection's buffer; the state and handler are separate
             // fields, so responses wait in `outgoing` until the PDU is processed.
-            let pdu = match self.conn.receive(max)? {
-                Received::PData(pdvs) => {
+            let pdu = match self.conn.receive_to(max, direct)? {
+                Taken::Direct { is_last } => {
+                    if is_last {
+                        data_set_received(&mut self.state, &mut self.summary, &mut self.outgoing);
+                    }
+                    None
+                }
+                Taken::Pdu(Received::PData(pdvs)) => {
                     for pdv in pdvs {
                         step(
                             &mut self.state,
@@ -378,7 +408,7 @@ impl<S: Stream> Session<'_, S> {
                     }
                     None
                 }
-                Received::Other(pdu) => Some(pdu),
+                Taken::Pdu(Received::Other(pdu)) => Some(pdu),
             };
             for (context_id, rsp) in std::mem::take(&mut self.outgoing) {
                 let max_data = self.negotiated.max_send_data(self.config.max_pdu);
@@ -480,21 +510,32 @@ fn step(
                     sink.abort();
                 }
             }
-            if pdv.is_last
-                && let State::Data {
-                    context_id,
-                    rq,
-                    target,
-                } = std::mem::replace(state, State::Idle)
-            {
-                let status = match target {
-                    Target::Sink(sink) => sink.commit(),
-                    Target::Discard(status) => status,
-                };
-                finish(context_id, &rq, status, summary, outgoing);
+            if pdv.is_last {
+                data_set_received(state, summary, outgoing);
             }
             Ok(())
         }
+    }
+}
+
+/// The last fragment of a data set came: the sink commits it (or the status it was refused
+/// with stands), and the response waits in `outgoing`.
+fn data_set_received(
+    state: &mut State,
+    summary: &mut AssociationSummary,
+    outgoing: &mut Vec<(u8, CommandSet)>,
+) {
+    if let State::Data {
+        context_id,
+        rq,
+        target,
+    } = std::mem::replace(state, State::Idle)
+    {
+        let status = match target {
+            Target::Sink(sink) => sink.commit(),
+            Target::Discard(status) => status,
+        };
+        finish(context_id, &rq, status, summary, outgoing);
     }
 }
 

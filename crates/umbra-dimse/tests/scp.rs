@@ -349,3 +349,155 @@ fn large_multiframe_object_streams() {
         got_meta.data_set_offset
     ));
 }
+
+/// What a [`MemHandler`]'s sinks saw: data sets committed, aborted, and fragments read straight
+/// from the network.
+#[derive(Default)]
+struct MemLog {
+    committed: Vec<Vec<u8>>,
+    aborted: usize,
+    direct_reads: usize,
+}
+
+/// A handler whose sinks keep data sets in memory and take fragments straight from the network.
+struct MemHandler(std::sync::Arc<std::sync::Mutex<MemLog>>);
+
+struct MemSink {
+    buf: Vec<u8>,
+    log: std::sync::Arc<std::sync::Mutex<MemLog>>,
+}
+
+impl Write for MemSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl StoreSink for MemSink {
+    fn commit(self: Box<Self>) -> Status {
+        self.log.lock().unwrap().committed.push(self.buf);
+        Status::SUCCESS
+    }
+    fn abort(self: Box<Self>) {
+        self.log.lock().unwrap().aborted += 1;
+    }
+    fn reads_direct(&self, _n: usize) -> bool {
+        true
+    }
+    fn read_from(&mut self, from: &mut dyn Read, n: usize) -> std::io::Result<()> {
+        self.log.lock().unwrap().direct_reads += 1;
+        let got = from.take(n as u64).read_to_end(&mut self.buf)?;
+        if got == n {
+            Ok(())
+        } else {
+            Err(std::io::ErrorKind::UnexpectedEof.into())
+        }
+    }
+}
+
+impl StoreHandler for MemHandler {
+    fn begin(&self, _: &AssociationInfo, _: &StoreRequest) -> Result<Box<dyn StoreSink>, Status> {
+        Ok(Box::new(MemSink {
+            buf: Vec::new(),
+            log: self.0.clone(),
+        }))
+    }
+}
+
+/// P-DATA-TF with several PDVs: (context, control, data).
+fn pdata_many(pdvs: &[(u8, u8, &[u8])]) -> Vec<u8> {
+    let body: Vec<u8> = pdvs
+        .iter()
+        .flat_map(|(c, ctl, d)| pdata(*c, *ctl, d).split_off(6))
+        .collect();
+    let mut out = vec![4, 0];
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend(body);
+    out
+}
+
+#[test]
+fn data_set_fragments_read_straight_into_the_sink_arrive_whole_and_in_order() {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(MemLog::default()));
+    let mut cfg = ScpConfig::new("UMBRA");
+    cfg.max_pdu = 262_144;
+    cfg.dimse_timeout = Duration::from_secs(5);
+    let scp = OurScp::start(cfg, MemHandler(log.clone()), 4);
+    let ct = "1.2.840.10008.5.1.4.1.1.2";
+    let store = CommandSet::store_rq(7, ct, "2.25.99", 0, None).encode();
+    // distinct bytes, so that any byte out of place shows
+    let bytes: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+    let (d1, rest) = bytes.split_at(150_000);
+    let (d2, rest) = rest.split_at(1_000);
+    let (d3, rest) = rest.split_at(99_000);
+    let (d4, d5) = rest.split_at(149_999);
+    // one write: the command's PDU is read with read-ahead, so the first fragment comes partly
+    // from the connection's buffer and partly from the socket
+    let mut sent = association_rq(&[(1, ct)]);
+    sent.extend(pdata(1, 3, &store));
+    sent.extend(pdata(1, 0, d1)); // straight into the sink
+    sent.extend(pdata_many(&[(1, 0, d2), (1, 0, d3)])); // two PDVs: through the buffer
+    sent.extend(pdata(1, 0, d4)); // straight
+    sent.extend(pdata(1, 2, d5)); // the last one, a single byte, straight
+    let mut s = TcpStream::connect(scp.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&sent).unwrap();
+    let mut back = vec![0u8; 65536];
+    let mut have = 0;
+    let mut pdus = Vec::new();
+    while pdus.len() < 2 {
+        let n = s.read(&mut back[have..]).unwrap();
+        assert!(n > 0, "closed after {pdus:?}");
+        have += n;
+        while let Ok(Some(p)) = read_pdu(&back[..have], 65536, false) {
+            let mut enc = Vec::new();
+            write_pdu(&mut enc, &p).unwrap();
+            back.copy_within(enc.len()..have, 0);
+            have -= enc.len();
+            pdus.push(p);
+        }
+    }
+    drop(s);
+    let Pdu::PData { data } = &pdus[1] else {
+        panic!("{:?}", pdus[1]);
+    };
+    let rsp = CommandSet::decode(&data[0].data).unwrap();
+    assert_eq!(
+        (rsp.command_field, rsp.status),
+        (field::C_STORE_RSP, Some(Status::SUCCESS))
+    );
+    {
+        let log = log.lock().unwrap();
+        assert_eq!(log.committed.len(), 1);
+        assert!(log.committed[0] == bytes, "the data set as sent");
+        assert_eq!(log.direct_reads, 3, "the single-PDV fragments");
+    }
+
+    // broken off inside a fragment read straight: the association ends, the sink is aborted
+    let mut cut = association_rq(&[(1, ct)]);
+    cut.extend(pdata(1, 3, &store));
+    let whole = pdata(1, 2, d1);
+    cut.extend_from_slice(&whole[..whole.len() / 2]);
+    hostile(scp.port(), &cut, true);
+    // a PDV that claims more than its PDU holds: refused as before, not read as a fragment
+    let mut lying = association_rq(&[(1, ct)]);
+    lying.extend(pdata(1, 3, &store));
+    lying.extend([
+        4, 0, 0, 0, 0, 10, 0, 0, 0x10, 0, 1, 2, 0xAA, 0xBB, 0xCC, 0xDD,
+    ]);
+    let back = hostile(scp.port(), &lying, false);
+    assert_eq!(pdu_types(&back), vec![2, 7], "A-ASSOCIATE-AC then A-ABORT");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while log.lock().unwrap().aborted < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = log.lock().unwrap();
+    assert_eq!((log.committed.len(), log.aborted), (1, 2));
+    drop(log);
+    echo_ok(scp.port());
+    scp.stop();
+}

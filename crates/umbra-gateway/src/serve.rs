@@ -132,6 +132,14 @@ impl StoreSink for SpoolSink {
     fn abort(self: Box<Self>) {
         // dropping `incoming` gives its log segment back as it was (nothing was recorded)
     }
+
+    fn reads_direct(&self, n: usize) -> bool {
+        self.incoming.has_room(n)
+    }
+
+    fn read_from(&mut self, from: &mut dyn std::io::Read, n: usize) -> std::io::Result<()> {
+        self.incoming.read_from(from, n)
+    }
 }
 
 impl Gateway {

@@ -720,6 +720,37 @@ impl Kept {
     }
 }
 
+impl Incoming {
+    /// Whether `n` more bytes fit in memory with the object so far (it is kept whole, and
+    /// stays within [`KEEP_MAX`]).
+    pub fn has_room(&self, n: usize) -> bool {
+        self.segment.is_some() && !self.streaming && self.buf.len() - self.lead + n <= KEEP_MAX
+    }
+
+    /// Reads exactly `n` more bytes of the object from `from` (the network) straight into its
+    /// buffer, where [`Self::has_room`] says they fit (else as [`Write`] takes them). On an
+    /// error nothing of them counts.
+    pub fn read_from(&mut self, from: &mut dyn Read, n: usize) -> io::Result<()> {
+        if !self.has_room(n) {
+            let mut buf = vec![0; n];
+            from.read_exact(&mut buf)?;
+            return self.write_all(&buf);
+        }
+        let old = self.buf.len();
+        // into the room reserved at `receive`: no reallocation, and no zeroing first
+        let read = from.take(n as u64).read_to_end(&mut self.buf);
+        if read.as_ref().map_or(true, |&got| got != n) {
+            self.buf.truncate(old);
+            return Err(read
+                .err()
+                .unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.crc.update(&self.buf[old..]);
+        self.len += n as u64;
+        Ok(())
+    }
+}
+
 impl Write for Incoming {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.segment.is_none() {
