@@ -675,7 +675,7 @@ impl Incoming {
         let kept = (!self.streaming).then(|| {
             let mut bytes = std::mem::take(&mut self.buf);
             bytes.truncate(self.lead + self.len as usize);
-            // the room for the largest object goes back (in place: nothing is copied)
+            // the room for the largest object goes back (glibc shrinks in place: no copy)
             bytes.shrink_to_fit();
             Kept {
                 bytes,
