@@ -253,6 +253,10 @@ impl Shared {
         self.fresh.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn unrecorded(&self) -> std::sync::MutexGuard<'_, Unrecorded> {
+        self.unrecorded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records a routed object in the queue together with others: records wait until
     /// [`RECORD_BATCH`] are waiting or the first has waited [`RECORD_WAIT`], or until a worker
     /// runs out of work or stops, and are then written in one transaction. Until then an object
@@ -260,7 +264,7 @@ impl Shared {
     /// counts it. Returns false when the queue refused a batch (its objects wait again).
     fn record_routed(&self, routed: RoutedObject) -> bool {
         let full = {
-            let mut u = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+            let mut u = self.unrecorded();
             u.list.push(routed);
             let since = *u.since.get_or_insert_with(Instant::now);
             u.list.len() >= RECORD_BATCH || since.elapsed() >= RECORD_WAIT
@@ -270,7 +274,7 @@ impl Shared {
 
     /// Whether the first record waiting has waited [`RECORD_WAIT`].
     fn record_due(&self) -> bool {
-        let u = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        let u = self.unrecorded();
         u.since.is_some_and(|t| t.elapsed() >= RECORD_WAIT)
     }
 
@@ -279,7 +283,7 @@ impl Shared {
     /// already sent being sent again, the same bytes; returns false then.
     pub fn record_now(&self) -> bool {
         let batch = {
-            let mut u = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+            let mut u = self.unrecorded();
             u.since = None;
             std::mem::take(&mut u.list)
         };
