@@ -14,15 +14,17 @@
 #        (default 116794), PERF=1 records the gateway with perf (OUT/gateway-cN.perf.data),
 #        PERF=all records every process during the floor's and the gateway's runs
 #        (OUT/{floor,gateway}-all-cN.perf.data; `perf report --sort comm` splits the CPU
-#        between senders, gateway and receiver).
+#        between senders, gateway and receiver), PERF_RATE perf record's sampling option
+#        (default "-F 999"; "-c 1" with tracepoint events in PERF_CALLGRAPH counts them all).
 # Also written: OUT/gateway-cpu.txt (the gateway's own CPU, ms per object, per run) and
 # OUT/busy.txt (the whole machine's busy CPU, ms per object, per floor and gateway run).
 # The destination takes the Basic Profile without options (with clean-descriptors the ct512
 # slices are held back: their Patient Comments carry the address).
 #
-# The gateway row is end to end: from the first storescu start until the gateway's
-# /metrics counts every object forwarded (so it includes receiving, one fdatasync per object,
-# de-identification, the check and forwarding). "accepted" is when the last storescu exited
+# The gateway row is end to end: from the first storescu start until storescp has closed the
+# last object's file (so it includes receiving, one fdatasync per object, de-identification,
+# the check and forwarding); the floor row ends at the same observable. bench/wait_files.py
+# sees it through inotify, without polling. "accepted" is when the last storescu exited
 # (every object durable in the spool). Latency p99 is read from the gateway's receive→forward
 # histogram (its bucket bound). Table: bench/work/gateway-results.md and stdout; every pair:
 # OUT/gateway-runs.tsv (associations, floor s, forwarded s, accepted s).
