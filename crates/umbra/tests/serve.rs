@@ -218,6 +218,46 @@ fn storescu(
     ok
 }
 
+/// Runs storescu (verbose) once per group against `port` and returns the files it was told were
+/// stored: a response of success or warning (PS3.4 B.2.3: stored either way). storescu stops a
+/// group at its first failure, e.g. an association broken off by the gateway's death; the
+/// files after it were not stored by this run.
+fn storescu_stored(
+    tool: &Path,
+    aec: &str,
+    port: u16,
+    groups: &BTreeMap<&'static str, Vec<PathBuf>>,
+) -> BTreeSet<PathBuf> {
+    let mut stored = BTreeSet::new();
+    for (opt, files) in groups {
+        let mut c = dcmtk_command(tool);
+        c.args(["-v", "-aec", aec, "-aet", "MODALITY", "-R"]);
+        if !opt.is_empty() {
+            c.arg(opt);
+        }
+        let out = c
+            .arg("127.0.0.1")
+            .arg(port.to_string())
+            .args(files)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        // dcmtk logs to stderr: "I: Sending file: F", later "I: Received Store Response (S)"
+        let mut sending: Option<PathBuf> = None;
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            if let Some(f) = line.strip_prefix("I: Sending file: ") {
+                sending = Some(PathBuf::from(f));
+            } else if let Some(status) = line.strip_prefix("I: Received Store Response (") {
+                let file = sending.take();
+                if status.starts_with("Success") || status.starts_with("Warning") {
+                    stored.extend(file);
+                }
+            }
+        }
+    }
+    stored
+}
+
 // ---------------------------------------------------------------------------------------------
 // Part 10 files
 
@@ -715,15 +755,33 @@ fn same_data_set(want: &[u8], got: &[u8]) -> bool {
 
 /// Every received object was forwarded or quarantined with a reason, the destination holds
 /// exactly `umbra deid`'s output for the same inputs, and nothing identifying reached it.
+/// (Files named by SOP Instance UID: one copy of each.)
 fn assert_matches_reference(g: &Gateway, m: &Metrics, vendor_dir: &Path, reference: &Reference) {
+    let got = data_sets(vendor_dir)
+        .into_iter()
+        .map(|(uid, ds)| (uid, vec![ds]))
+        .collect();
+    assert_copies_match_reference(g, m, got, vendor_dir, reference);
+}
+
+/// [`assert_matches_reference`] on every copy the destination received (`got`: SOP Instance
+/// UID → each copy's data set): each is `umbra deid`'s output, whichever time it came.
+fn assert_copies_match_reference(
+    g: &Gateway,
+    m: &Metrics,
+    got: BTreeMap<String, Vec<Vec<u8>>>,
+    vendor_dir: &Path,
+    reference: &Reference,
+) {
     let quarantined = g.quarantined();
     for (uid, reason) in &quarantined {
         assert!(!reason.is_empty(), "{uid}: quarantined without a reason");
     }
     let quarantined_uids: BTreeSet<String> = quarantined.iter().map(|(u, _)| u.clone()).collect();
-    let got = data_sets(vendor_dir);
+    let copies: usize = got.values().map(Vec::len).sum();
     eprintln!(
-        "received {}, forwarded {}, held back {}; storescp holds {}; umbra deid wrote {} and held back {}",
+        "received {}, forwarded {}, held back {}; storescp holds {} objects in {copies} copies; \
+         umbra deid wrote {} and held back {}",
         received(m),
         forwarded(m),
         held_back(m),
@@ -749,11 +807,13 @@ fn assert_matches_reference(g: &Gateway, m: &Metrics, vendor_dir: &Path, referen
         missing.is_empty() && extra.is_empty(),
         "missing at the destination: {missing:?}; not made by umbra deid: {extra:?}"
     );
-    for (uid, ds) in &got {
-        assert!(
-            reference.written[uid].iter().any(|r| same_data_set(r, ds)),
-            "{uid}: the destination's data set differs from umbra deid's"
-        );
+    for (uid, copies) in &got {
+        for ds in copies {
+            assert!(
+                reference.written[uid].iter().any(|r| same_data_set(r, ds)),
+                "{uid}: a copy the destination got differs from umbra deid's data set"
+            );
+        }
     }
     assert!(
         scan_clean(vendor_dir),
@@ -856,10 +916,13 @@ fn ct_replicas(dir: &Path, n: usize) {
 }
 
 /// 500+ objects (a small synthetic corpus with its hazards, and CT slices made from one
-/// corpus file with new UIDs) sent by storescu in a loop while the gateway is killed with SIGKILL at random
-/// moments and restarted, and the destination is killed once and restarted: every object
-/// arrives, each exactly as `umbra deid` makes it, none with identity, and what the gateway
-/// quarantines is what `umbra deid` holds back.
+/// corpus file with new UIDs) sent by storescu while the gateway is killed with SIGKILL at
+/// random moments and restarted, and the destination is killed once and restarted. storescu
+/// sends each file until the gateway has acknowledged it, and never again after: an object
+/// the gateway lost after its acknowledgement would be missing. In the end every object has
+/// arrived, every copy of it (the destination keeps each copy it is sent) exactly as `umbra
+/// deid` makes it, none with identity, and what the gateway quarantines is what `umbra deid`
+/// holds back.
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_changes_nothing() {
     let (Some(scu), Some(scp)) = (dcmtk("storescu"), dcmtk("storescp")) else {
@@ -899,43 +962,63 @@ fn kill_9_at_random_moments_loses_nothing_and_changes_nothing() {
         "storescu sent only {} files",
         sendable.len()
     );
-    let groups = Arc::new(storescu_groups(&sendable));
+    let groups = storescu_groups(&sendable);
     let reference = reference(&sent, &key, t);
 
+    // the destination keeps every copy it gets (+uf), in one folder until it is killed (where
+    // the file it was writing then may be cut short) and another after
     let vendor_dir = t.join("vendor");
-    let mut vendor = Storescp::start(&scp, "VENDOR", &vendor_dir, false);
+    let (before, after) = (vendor_dir.join("before"), vendor_dir.join("after"));
+    let mut vendor = Storescp::start(&scp, "VENDOR", &before, true);
     let mut g = Gateway::start(t, &key, vendor.port, GatewayOptions::default());
     let done = Arc::new(AtomicBool::new(false));
     let sender = {
-        let (done, groups, port) = (done.clone(), groups.clone(), g.dimse);
+        let (port, done) = (g.dimse, done.clone());
         std::thread::spawn(move || {
-            // until one run delivers every file without an error
-            for run in 1..=200 {
-                if storescu(&scu, "UMBRA", port, &groups, false) {
+            let mut left = groups;
+            for run in 1..=300 {
+                let stored = storescu_stored(&scu, "UMBRA", port, &left);
+                for files in left.values_mut() {
+                    files.retain(|f| !stored.contains(f));
+                }
+                left.retain(|_, files| !files.is_empty());
+                if left.is_empty() {
                     done.store(true, Ordering::SeqCst);
                     return run;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(50));
             }
-            panic!("storescu never got through");
+            panic!("storescu never got every file stored: {left:?}");
         })
     };
-    // the destination goes down once while objects flow
-    std::thread::sleep(rng.millis(300, 800));
-    vendor.kill9();
-    std::thread::sleep(rng.millis(500, 1500));
-    vendor.spawn();
+    // the gateway is killed at random moments while storescu sends (and the destination once,
+    // while objects flow to it)
     let mut kills = 0;
-    for _ in 0..5 {
-        std::thread::sleep(rng.millis(200, 2500));
+    while kills < 8 {
+        std::thread::sleep(rng.millis(20, 300));
+        if done.load(Ordering::SeqCst) {
+            break;
+        }
         g.kill9();
         kills += 1;
-        std::thread::sleep(rng.millis(0, 400));
+        std::thread::sleep(rng.millis(0, 150));
         g.spawn();
+        if kills == 2 {
+            vendor.kill9();
+            std::thread::sleep(rng.millis(300, 1000));
+            std::fs::create_dir_all(&after).unwrap();
+            vendor.dir = after.clone();
+            vendor.spawn();
+        }
     }
     let runs = sender.join().expect("the storescu loop");
-    assert!(done.load(Ordering::SeqCst));
-    eprintln!("{kills} kills; storescu got through on run {runs}");
+    eprintln!(
+        "{kills} kills while storescu was sending; every file acknowledged after {runs} storescu runs"
+    );
+    assert!(
+        kills >= 3,
+        "the transfer ended after {kills} kills: too few to test recovery"
+    );
     let m = g.wait_idle(0.0, Duration::from_secs(120));
     let log = g.log_text();
     assert!(
@@ -946,9 +1029,49 @@ fn kill_9_at_random_moments_loses_nothing_and_changes_nothing() {
         log.matches("gateway started").count() == kills + 1,
         "every restart starts"
     );
-    // every instance is there (storescp names files by SOP Instance UID: a copy delivered
-    // again is the same file), byte for byte as umbra deid makes it
-    assert_matches_reference(&g, &m, &vendor_dir, &reference);
+    let mut got: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut cut_short = Vec::new();
+    for f in files_under(&before).into_iter().chain(files_under(&after)) {
+        let b = std::fs::read(&f).unwrap();
+        let whole = meta_of(&b).filter(|m| {
+            reference
+                .written
+                .get(&m.sop_instance)
+                .is_some_and(|r| r.iter().any(|r| same_data_set(r, &b[m.data_offset..])))
+        });
+        match whole {
+            Some(m) => got
+                .entry(m.sop_instance)
+                .or_default()
+                .push(b[m.data_offset..].to_vec()),
+            None => cut_short.push((f, b)),
+        }
+    }
+    // only the file storescp was writing when it was killed may be incomplete: a beginning
+    // of a right copy, in the first folder
+    assert!(
+        cut_short.len() <= 1,
+        "copies that are not umbra deid's: {:?}",
+        cut_short.iter().map(|(f, _)| f).collect::<Vec<_>>()
+    );
+    for (f, b) in &cut_short {
+        assert!(f.starts_with(&before), "{}: not a right copy", f.display());
+        if let Some(m) = meta_of(b) {
+            let ds = &b[m.data_offset..];
+            assert!(
+                reference
+                    .written
+                    .get(&m.sop_instance)
+                    .is_some_and(|r| r.iter().any(|r| r.len() > ds.len() && r.starts_with(ds))),
+                "{}: neither a right copy nor the beginning of one",
+                f.display()
+            );
+        }
+        std::fs::remove_file(f).unwrap();
+    }
+    let again = got.values().filter(|c| c.len() > 1).count();
+    eprintln!("{again} objects delivered more than once, every copy the same");
+    assert_copies_match_reference(&g, &m, got, &vendor_dir, &reference);
     assert_eq!(reference.deliveries + reference.held_back, sendable.len());
 }
 
