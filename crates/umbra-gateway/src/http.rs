@@ -4,18 +4,21 @@
 //!
 //! Each part is streamed into the spool and made durable before the response says it is
 //! stored. Status: 200 every instance stored, 202 some, 409 none; 401 without the token, 415
-//! for another media type, 503 when the spool's disk is nearly full (with `Retry-After`).
+//! for another media type, 413 for a body longer than `max_body_mib` (announced, or found so
+//! while it streams: the part it breaks off is not stored), 503 when the spool's disk is nearly
+//! full (with `Retry-After`).
 
 use crate::pipeline::Shared;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the handlers need.
 #[derive(Clone)]
@@ -26,16 +29,17 @@ pub struct HttpState {
     pub token: Option<Arc<str>>,
     /// Refuse new objects below this much free space (bytes).
     pub min_free: u64,
+    /// Largest STOW-RS request body (bytes).
+    pub max_body: u64,
 }
 
 /// The router.
-pub fn router(state: HttpState, max_body: usize) -> Router {
+pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/studies", post(stow))
         .route("/studies/{study}", post(stow))
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
@@ -137,9 +141,28 @@ async fn stow(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
         )
             .into_response();
     }
-    let stream = body.into_data_stream();
-    let mut multipart =
-        multer::Multipart::new(stream.map(|r| r.map_err(std::io::Error::other)), boundary);
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > s.max_body) {
+        s.shared.metrics.refused();
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    // the body is read as it comes (a raw body has no limit of its own): past `max_body` the
+    // stream ends in an error, which breaks off the part being received
+    let too_large = Arc::new(AtomicBool::new(false));
+    let (max_body, over, mut seen) = (s.max_body, too_large.clone(), 0u64);
+    let stream = body.into_data_stream().map(move |r| {
+        let chunk = r.map_err(std::io::Error::other)?;
+        seen += chunk.len() as u64;
+        if seen > max_body {
+            over.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other("request body too large"));
+        }
+        Ok(chunk)
+    });
+    let mut multipart = multer::Multipart::new(stream, boundary);
     let mut stored: Vec<(String, String)> = Vec::new();
     let mut failed = 0usize;
     loop {
@@ -212,6 +235,10 @@ async fn stow(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
         }
     }
     let code = match (stored.len(), failed) {
+        _ if too_large.load(Ordering::Relaxed) => {
+            s.shared.metrics.refused();
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
         (0, 0) => return plain(StatusCode::BAD_REQUEST, "no instance in the request"),
         (_, 0) => StatusCode::OK,
         (0, _) => StatusCode::CONFLICT,

@@ -213,11 +213,9 @@ impl Gateway {
                 shared: shared.clone(),
                 token,
                 min_free,
+                max_body: h.max_body_mib.saturating_mul(1 << 20),
             };
-            let app = crate::http::router(
-                state,
-                usize::try_from(h.max_body_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
-            );
+            let app = crate::http::router(state);
             #[cfg(feature = "tls")]
             let https = h.tls.as_ref().map(crate::tls::server_config).transpose()?;
             #[cfg(not(feature = "tls"))]
