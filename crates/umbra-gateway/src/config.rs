@@ -496,6 +496,23 @@ impl Config {
                         d.name
                     )));
                 }
+                if let Some(t) = &d.tls {
+                    if !url.starts_with("https://") {
+                        return Err(ConfigError(format!(
+                            "destination {:?}: tls is given but the url is not https://",
+                            d.name
+                        )));
+                    }
+                    // the STOW-RS client verifies the URL's host name, and no other
+                    let host = url_host(&url);
+                    if t.server_name.as_deref().is_some_and(|n| n != host) {
+                        return Err(ConfigError(format!(
+                            "destination {:?}: tls server_name cannot differ from the url's host \
+                             ({host}) on a stow destination: put the name in the url",
+                            d.name
+                        )));
+                    }
+                }
                 Ok(Target::Stow {
                     url,
                     token: None,
@@ -532,12 +549,7 @@ impl Config {
                     *token = Some(read_token(f).map_err(named)?);
                 }
                 if let Some(c) = &d.tls {
-                    let host = url
-                        .split("://")
-                        .nth(1)
-                        .and_then(|r| r.split(['/', ':']).next())
-                        .unwrap_or("");
-                    *tls = Some(ClientTls::load(c, host).map_err(named)?);
+                    *tls = Some(ClientTls::load(c, url_host(url)).map_err(named)?);
                 }
             }
             Target::Dimse { host, tls, .. } => {
@@ -612,6 +624,15 @@ pub fn parse_net(s: &str) -> Result<IpNet, ConfigError> {
         })
 }
 
+/// The host of an `http://` or `https://` URL (without port, path or brackets' contents
+/// checked: the HTTP client parses it properly when it connects).
+fn url_host(url: &str) -> &str {
+    url.split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .unwrap_or("")
+}
+
 fn check_ae(what: &str, ae: &str) -> Result<(), ConfigError> {
     let ok = !ae.trim().is_empty()
         && ae.len() <= 16
@@ -671,6 +692,63 @@ study_description = "^research"
             Target::Dimse { calling_ae, .. } => assert_eq!(calling_ae, "UMBRA"),
             t => panic!("{t:?}"),
         }
+    }
+
+    #[test]
+    fn routes_match_on_calling_ae_and_sop_class_all_conditions_together() {
+        let c = Config::parse(&GOOD.replace(
+            "modality = [\"CT\", \"mr\"]",
+            "calling_ae = [\"ct_scanner \"]\nsop_class = [\"1.2.840.10008.5.1.4.1.1.2\"]",
+        ))
+        .unwrap();
+        let routes = c.compiled_routes().unwrap();
+        let mut f = RouteFacts {
+            calling_ae: "CT_SCANNER".into(),
+            sop_class: "1.2.840.10008.5.1.4.1.1.2".into(),
+            modality: "CT".into(),
+            ..Default::default()
+        };
+        assert!(
+            routes[0].matches(&f),
+            "AE titles compared without case or padding"
+        );
+        f.sop_class = "1.2.840.10008.5.1.4.1.1.4".into();
+        assert!(!routes[0].matches(&f), "another SOP class");
+        f.sop_class = "1.2.840.10008.5.1.4.1.1.2".into();
+        f.calling_ae = "MR_SCANNER".into();
+        assert!(!routes[0].matches(&f), "another caller");
+        f.calling_ae = String::new();
+        assert!(!routes[0].matches(&f), "STOW-RS has no calling AE");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_stow_destination_takes_tls_only_over_https_and_for_the_urls_host() {
+        let stow = |url: &str, tls: &str| {
+            format!(
+                "spool = \"s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[[destination]]\nname = \"p\"\nkind = \"stow\"\nurl = \"{url}\"\n\
+                 tls = {{ ca_file = \"/nonexistent/ca.pem\"{tls} }}\n[[route]]\ndestinations = [\"p\"]\n"
+            )
+        };
+        let e = Config::parse(&stow("http://pacs.example/studies", ""))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("not https://"), "{e}");
+        let e = Config::parse(&stow(
+            "https://10.0.0.5/studies",
+            ", server_name = \"pacs.example\"",
+        ))
+        .unwrap_err()
+        .0;
+        assert!(e.contains("server_name"), "{e}");
+        // the name of the URL's host itself is fine (the CA file is read at start)
+        let c = Config::parse(&stow(
+            "https://pacs.example/studies",
+            ", server_name = \"pacs.example\"",
+        ))
+        .unwrap();
+        let e = c.preflight().unwrap_err().0;
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 
     #[test]

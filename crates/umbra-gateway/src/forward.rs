@@ -215,6 +215,8 @@ fn send_stow(
         config = config.tls_config(
             ureq::tls::TlsConfig::builder()
                 .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                // the gateway's own certificate, for servers that ask for one (mutual TLS)
+                .client_cert(t.stow_identity.clone())
                 .build(),
         );
     }

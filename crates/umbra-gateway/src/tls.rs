@@ -103,6 +103,8 @@ mod imp {
         pub name: ServerName<'static>,
         /// The CA certificates (for the STOW-RS client, which builds its own configuration).
         pub cas: Vec<CertificateDer<'static>>,
+        /// The gateway's certificate and key, when it shows one, for the STOW-RS client.
+        pub stow_identity: Option<ureq::tls::ClientCert>,
     }
 
     impl std::fmt::Debug for ClientTls {
@@ -119,16 +121,37 @@ mod imp {
                 .with_safe_default_protocol_versions()
                 .map_err(|e| ConfigError(format!("TLS: {e}")))?
                 .with_root_certificates(roots(&t.ca_file)?);
-            let config = match (&t.cert_file, &t.key_file) {
-                (Some(c), Some(k)) => builder
-                    .with_client_auth_cert(certs(c)?, key(k)?)
-                    .map_err(|e| ConfigError(format!("TLS client certificate: {e}")))?,
-                (None, None) => builder.with_no_client_auth(),
+            let identity = match (&t.cert_file, &t.key_file) {
+                (Some(c), Some(k)) => Some((certs(c)?, key(k)?, k)),
+                (None, None) => None,
                 _ => {
                     return Err(ConfigError(
                         "tls: cert_file and key_file go together".into(),
                     ));
                 }
+            };
+            let config = match &identity {
+                Some((chain, key, _)) => builder
+                    .with_client_auth_cert(chain.clone(), key.clone_key())
+                    .map_err(|e| ConfigError(format!("TLS client certificate: {e}")))?,
+                None => builder.with_no_client_auth(),
+            };
+            // the same certificate and key, as the STOW-RS client (ureq) takes them
+            let stow_identity = match &identity {
+                Some((chain, _, key_file)) => {
+                    let chain: Vec<ureq::tls::Certificate<'static>> = chain
+                        .iter()
+                        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                        .collect();
+                    let pem = std::fs::read(key_file).map_err(|e| {
+                        ConfigError(format!("private key in {}: {e}", key_file.display()))
+                    })?;
+                    let key = ureq::tls::PrivateKey::from_pem(&pem).map_err(|e| {
+                        ConfigError(format!("private key in {}: {e}", key_file.display()))
+                    })?;
+                    Some(ureq::tls::ClientCert::new_with_certs(&chain, key))
+                }
+                None => None,
             };
             let name = t.server_name.as_deref().unwrap_or(host).to_string();
             let name = ServerName::try_from(name.clone())
@@ -137,6 +160,7 @@ mod imp {
                 config: Arc::new(config),
                 name,
                 cas: certs(&t.ca_file)?,
+                stow_identity,
             })
         }
     }

@@ -248,3 +248,142 @@ destinations = ["vendor"]
         assert!(name.contains(".2.25."), "{name}");
     }
 }
+
+/// `.dcm` files under `dir`, at any depth (a folder destination's layout).
+fn dcm_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| e.path())
+            .map(|p| {
+                if p.is_dir() {
+                    dcm_under(&p)
+                } else {
+                    usize::from(p.extension().is_some_and(|x| x == "dcm"))
+                }
+            })
+            .sum()
+    })
+}
+
+/// A gateway whose destination is STOW-RS over HTTPS, on a server that asks for a client
+/// certificate (another gateway's STOW-RS listener with `client_ca_file`): with the
+/// destination's `cert_file` and `key_file` the copy is delivered; without them the server
+/// refuses the connection and nothing arrives. Objects enter over plain DIMSE (storescu).
+#[test]
+fn a_stow_destination_over_mutual_tls_shows_its_certificate() {
+    if !have("/usr/bin/storescu") || Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("SKIPPED: needs dcmtk (/usr/bin/storescu) and openssl");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_certs(dir);
+    let p = |f: &str| dir.join(f).display().to_string();
+    std::fs::write(dir.join("token"), "t0ken\n").unwrap();
+    // the receiving side: STOW-RS over HTTPS, client certificates required, into a folder
+    let server_http = free_port();
+    let server = umbra_gateway::Config::parse(&format!(
+        r#"
+spool = "{spool}"
+workers = 1
+[http]
+listen = "127.0.0.1:{server_http}"
+token_file = "{token}"
+tls = {{ cert_file = "{cert}", key_file = "{key}", client_ca_file = "{ca}" }}
+[[destination]]
+name = "archive"
+kind = "folder"
+path = "{archive}"
+[[route]]
+destinations = ["archive"]
+"#,
+        spool = p("server-spool"),
+        token = p("token"),
+        cert = p("host.pem"),
+        key = p("host.key"),
+        ca = p("ca.pem"),
+        archive = p("archive"),
+    ))
+    .unwrap();
+    let server = umbra_gateway::Gateway::start(&server).unwrap();
+    // two senders: one shows the certificate, one does not
+    let sender = |name: &str, identity: &str| {
+        let dimse = free_port();
+        let config = umbra_gateway::Config::parse(&format!(
+            r#"
+spool = "{spool}"
+workers = 1
+[dimse]
+listen = "127.0.0.1:{dimse}"
+ae_title = "UMBRA"
+[[destination]]
+name = "partner"
+kind = "stow"
+url = "https://localhost:{server_http}/studies"
+token_file = "{token}"
+tls = {{ ca_file = "{ca}"{identity} }}
+[[route]]
+destinations = ["partner"]
+[retry]
+first_delay_seconds = 1
+max_delay_seconds = 1
+"#,
+            spool = p(&format!("{name}-spool")),
+            token = p("token"),
+            ca = p("ca.pem"),
+        ))
+        .unwrap();
+        (umbra_gateway::Gateway::start(&config).unwrap(), dimse)
+    };
+    let send = |dimse: u16, file: &str| {
+        let out = Command::new("/usr/bin/storescu")
+            .env("TCP_NODELAY", "1")
+            .args(["-aec", "UMBRA", "127.0.0.1", &dimse.to_string()])
+            .arg(corpus().join(file))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let identity = format!(
+        r#", cert_file = "{}", key_file = "{}""#,
+        p("host.pem"),
+        p("host.key")
+    );
+    let (with_cert, with_port) = sender("with", &identity);
+    let (without_cert, without_port) = sender("without", "");
+    send(without_port, "pydicom/MR_small.dcm");
+    send(with_port, "pydicom/CT_small.dcm");
+    let archive = dir.join("archive");
+    let start = Instant::now();
+    while dcm_under(&archive) < 1 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // give the sender without a certificate time for a few attempts
+    std::thread::sleep(Duration::from_secs(3));
+    let failed = |g: &umbra_gateway::Gateway| {
+        g.shared()
+            .metrics
+            .render(None, None)
+            .lines()
+            .find_map(|l| l.strip_prefix("umbra_failed_total{destination=\"partner\"} "))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    let (failed_with, failed_without) = (failed(&with_cert), failed(&without_cert));
+    with_cert.shutdown();
+    without_cert.shutdown();
+    server.shutdown();
+    assert_eq!(
+        dcm_under(&archive),
+        1,
+        "only the copy sent with a certificate arrives"
+    );
+    assert_eq!(failed_with, 0.0, "the sender with a certificate failed");
+    assert!(
+        failed_without >= 1.0,
+        "the sender without a certificate never failed"
+    );
+}
