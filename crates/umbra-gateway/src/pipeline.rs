@@ -562,8 +562,22 @@ fn destination_key(spool: &Spool, name: &str, file: Option<&Path>) -> Result<Key
     Ok(key)
 }
 
-/// A worker: routes new objects and runs due jobs until `stop`.
+/// A worker: routes new objects and runs due jobs until `stop`. Jobs and the reading of new
+/// objects catch their own panics (the object is quarantined); should one escape anyway, the
+/// worker logs it and starts over, so the gateway never runs short of workers. (An object it
+/// held then waits for the next start, which queues it again from the log.)
 pub fn worker(shared: &Shared) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        let run = std::panic::AssertUnwindSafe(|| work(shared));
+        if std::panic::catch_unwind(run).is_ok() {
+            return;
+        }
+        tracing::error!("internal error in a worker: it starts over");
+        shared.pause(Duration::from_secs(1));
+    }
+}
+
+fn work(shared: &Shared) {
     let mut senders = Sender::default();
     while !shared.stop.load(Ordering::Relaxed) {
         let seen = shared.wakes();
@@ -642,14 +656,24 @@ enum TakenFrom {
 /// When that or the queue fails, the object goes back to wait and is taken again (a copy sent
 /// meanwhile is sent again, the same bytes).
 fn take_new(shared: &Shared, obj: NewObject, from: TakenFrom, senders: &mut Sender) {
-    let input = load(shared, &obj.id, &obj.loc);
-    let facts = match &input {
-        Ok(Ok(input)) => Ok(facts_of(&input.object, input.meta.as_ref(), &obj)),
-        // what the whole object's reading refused, its header alone may still route (the
-        // destination's job then quarantines it with the reason); `load` took the bytes out of
-        // memory, and the log has them
-        _ => open_in_log(shared, &obj).and_then(|r| route_facts(r, &obj)),
-    };
+    // reading runs a parser over received bytes: a bug it meets must quarantine the object, not
+    // take the worker down (and the next one after a restart)
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let input = load(shared, &obj.id, &obj.loc);
+        let facts = match &input {
+            Ok(Ok(input)) => Ok(facts_of(&input.object, input.meta.as_ref(), &obj)),
+            // what the whole object's reading refused, its header alone may still route (the
+            // destination's job then quarantines it with the reason); `load` took the bytes
+            // out of memory, and the log has them
+            _ => open_in_log(shared, &obj).and_then(|r| route_facts(r, &obj)),
+        };
+        (input, facts)
+    }));
+    let (input, facts) = read.unwrap_or_else(|_| {
+        tracing::error!(object = obj.id, "internal error while reading the object");
+        let reason = "internal error while reading the object".to_string();
+        (Err(Ended::Quarantined(reason.clone())), Err(reason))
+    });
     let (facts, unreadable) = match facts {
         Ok(f) => (f, None),
         Err(e) => (RouteFacts::default(), Some(e)),
@@ -944,6 +968,8 @@ type Loaded = Result<Result<Input, ReadError>, Ended>;
 /// checksum checked first). Small objects are read into memory once; large ones header first,
 /// their pixel data left in the log until it is sent.
 fn load(shared: &Shared, id: &str, loc: &crate::spool::Location) -> Loaded {
+    #[cfg(test)]
+    tests::panic_if_told(id);
     let unreadable = |e: std::io::Error| match e.kind() {
         // damaged or gone: reading again will not help
         std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotFound => {
@@ -1005,6 +1031,81 @@ fn write_produced(p: &umbra_files::Produced, to: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// The object whose reading panics (a parser bug, injected).
+    static PANIC_READING: Mutex<Option<String>> = Mutex::new(None);
+
+    pub(super) fn panic_if_told(id: &str) {
+        let told = PANIC_READING.lock().unwrap().as_deref() == Some(id);
+        if told {
+            panic!("injected: a bug met while reading this object");
+        }
+    }
+
+    fn folder_shared(spool_dir: &Path, out: &Path) -> Shared {
+        let config = Config::parse(&format!(
+            "spool = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
+             keep_forwarded_hours = 0\n[[destination]]\nname = \"lab\"\nkind = \"folder\"\n\
+             path = \"{}\"\n[[route]]\ndestinations = [\"lab\"]\n",
+            spool_dir.display(),
+            out.display()
+        ))
+        .unwrap();
+        let spool = Spool::open(spool_dir).unwrap();
+        let queue = Queue::open(&spool.queue_path()).unwrap();
+        Shared::new(&config, spool, queue).unwrap()
+    }
+
+    fn corpus_file(name: &str) -> Vec<u8> {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/corpus/public/pydicom")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    /// A panic while a new object is read quarantines that object (under `_unrouted`, with
+    /// the reason) and the worker goes on with the next.
+    #[test]
+    fn a_panic_while_reading_an_object_quarantines_it_and_the_worker_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("lab");
+        let shared = Arc::new(folder_shared(&d.path().join("spool"), &out));
+        let mut a = shared.spool.receive().unwrap();
+        a.write_all(&corpus_file("CT_small.dcm")).unwrap();
+        let bad = shared.store(a, "stow", "").unwrap();
+        *PANIC_READING.lock().unwrap() = Some(bad.clone());
+        let mut b = shared.spool.receive().unwrap();
+        b.write_all(&corpus_file("MR_small.dcm")).unwrap();
+        shared.store(b, "stow", "").unwrap();
+        let worker = {
+            let s = shared.clone();
+            std::thread::spawn(move || worker(&s))
+        };
+        let reason = shared
+            .spool
+            .quarantine_dir(UNROUTED)
+            .join(format!("{bad}.reason"));
+        let t0 = std::time::Instant::now();
+        while (!reason.exists() || std::fs::read_dir(&out).map_or(0, |d| d.count()) < 1)
+            && t0.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        shared.stop.store(true, Ordering::Relaxed);
+        shared.notify();
+        worker.join().expect("the worker survived");
+        let why = std::fs::read_to_string(&reason).expect("quarantined with a reason");
+        assert!(why.contains("internal error"), "{why}");
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            1,
+            "the other object was delivered"
+        );
+        let depth = shared.depth().unwrap();
+        assert_eq!((depth.unrouted, depth.pending, depth.running), (0, 0, 0));
+    }
 
     /// An object claimed from the queue and one waiting in memory share a log segment: routing
     /// the first must leave the second counted (as running, and as holding its segment).
