@@ -10,7 +10,7 @@ use crate::config::{CompiledRoute, Config, ConfigError, RouteFacts, Target};
 use crate::forward::{Delivery, Sender};
 use crate::metrics::Metrics;
 use crate::queue::{Depth, Job, JobEnd, NewObject, Queue, Routed, now};
-use crate::spool::{Recent, Spool, sync_dir};
+use crate::spool::{Origin, Recent, Spool, sync_dir};
 use dicom_dictionary_std::tags;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -214,10 +214,15 @@ impl Shared {
     /// takes them. Only after this succeeds may the sender be told the object is stored.
     pub fn store(
         &self,
-        incoming: crate::spool::Incoming,
+        mut incoming: crate::spool::Incoming,
         source: &str,
         calling_ae: &str,
     ) -> std::io::Result<String> {
+        incoming.set_origin(match source {
+            "dimse" => Origin::Dimse,
+            "stow" => Origin::Stow,
+            _ => Origin::Unrecorded,
+        });
         let id = incoming.commit(|id, loc, kept| {
             let obj = NewObject {
                 id: id.to_string(),
@@ -499,15 +504,21 @@ impl Shared {
         let mut recovered = 0;
         for seq in self.spool.closed_segments().map_err(list)? {
             let records = self.spool.records(seq).map_err(list)?;
-            let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
+            let ids: Vec<String> = records.iter().map(|(id, ..)| id.clone()).collect();
             let unknown: std::collections::HashSet<String> =
                 self.queue.unknown(&ids).map_err(q)?.into_iter().collect();
-            for (id, loc) in records.iter().filter(|(id, _)| unknown.contains(id)) {
+            for (id, loc, origin) in records.iter().filter(|(id, ..)| unknown.contains(id)) {
                 if self.spool.verify(id, loc).is_ok() {
                     let obj = NewObject {
                         id: id.clone(),
                         calling_ae: String::new(),
-                        source: "recovered".into(),
+                        // a STOW-RS object had no caller; for the others routing reads the
+                        // caller from the meta group (see `facts_of`)
+                        source: match origin {
+                            Origin::Stow => "stow",
+                            Origin::Dimse | Origin::Unrecorded => "recovered",
+                        }
+                        .into(),
                         received_at: now(),
                         loc: *loc,
                     };

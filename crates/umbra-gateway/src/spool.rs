@@ -31,7 +31,9 @@
 //! 16  16 bytes object id
 //! 32  u64 length of the object
 //! 40  u32 CRC-32 of the object
-//! 44  u32 zero
+//! 44  u32 where the object came from (Origin): 1 DIMSE (its meta group, written by the
+//!     gateway, names the caller in Source AE Title), 2 STOW-RS (no caller; the meta group is
+//!     the client's own); 0 not recorded (records written before this field was)
 //! 48  u64 the segment's number
 //! ```
 //!
@@ -67,6 +69,38 @@ const VERSION: u32 = 2;
 const ALIGN: u64 = 4096;
 /// Length of a record header.
 pub const HEADER_LEN: u64 = 56;
+
+/// Where a received object came from, as its record says (routing after a crash needs it:
+/// the calling AE title a route may match on is in a DIMSE object's meta group, while a STOW-RS
+/// object's meta group is its client's and names no caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Not recorded (a record from before the field existed).
+    #[default]
+    Unrecorded,
+    /// A C-STORE: the meta group's Source AE Title is the calling AE title.
+    Dimse,
+    /// A STOW-RS request: no calling AE title.
+    Stow,
+}
+
+impl Origin {
+    fn code(self) -> u32 {
+        match self {
+            Origin::Unrecorded => 0,
+            Origin::Dimse => 1,
+            Origin::Stow => 2,
+        }
+    }
+
+    fn from_code(c: u32) -> Origin {
+        match c {
+            1 => Origin::Dimse,
+            2 => Origin::Stow,
+            _ => Origin::Unrecorded,
+        }
+    }
+}
 
 /// Where an object's bytes are: `len` bytes from `offset` in log segment `segment`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +254,7 @@ impl Spool {
             streaming: false,
             crc: crc32fast::Hasher::new(),
             len: 0,
+            origin: Origin::Unrecorded,
             spool: self.clone(),
         })
     }
@@ -306,9 +341,10 @@ impl Spool {
         Ok(true)
     }
 
-    /// Every record of a closed segment whose header checks, in order: (id, location). Stops at
-    /// the first header that does not (a torn last write). Objects are not checked here.
-    pub fn records(&self, seq: u64) -> io::Result<Vec<(String, Location)>> {
+    /// Every record of a closed segment whose header checks, in order: (id, location, where the
+    /// object came from). Stops at the first header that does not (a torn last write). Objects
+    /// are not checked here.
+    pub fn records(&self, seq: u64) -> io::Result<Vec<(String, Location, Origin)>> {
         let f = File::open(self.segment_path(seq))?;
         let size = f.metadata()?.len();
         let mut out = Vec::new();
@@ -316,7 +352,14 @@ impl Spool {
         let mut h = [0u8; HEADER_LEN as usize];
         while at + HEADER_LEN <= size {
             read_exact_at(&f, &mut h, at)?;
-            let Some((id, len, _, version)) = parse_header(&h, seq) else {
+            let Some(Header {
+                id,
+                len,
+                version,
+                origin,
+                ..
+            }) = parse_header(&h, seq)
+            else {
                 break;
             };
             let offset = at + HEADER_LEN;
@@ -330,6 +373,7 @@ impl Spool {
                     offset,
                     len,
                 },
+                origin,
             ));
             at = record_end(version, offset + len);
         }
@@ -363,12 +407,12 @@ impl Spool {
         let f = File::open(self.segment_path(loc.segment))?;
         let mut h = [0u8; HEADER_LEN as usize];
         read_exact_at(&f, &mut h, start)?;
-        let (hid, hlen, crc, _) = parse_header(&h, loc.segment)
+        let head = parse_header(&h, loc.segment)
             .ok_or_else(|| damaged("the record header does not check"))?;
-        if hid != id || hlen != loc.len {
+        if head.id != id || head.len != loc.len {
             return Err(damaged("the record is not the queued object"));
         }
-        Ok((f, crc))
+        Ok((f, head.crc))
     }
 
     /// Checks the record at `loc` (header, id and CRC) without keeping the object in memory.
@@ -540,22 +584,38 @@ fn segment_numbers(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(v)
 }
 
-fn header(seq: u64, id: &[u8; 16], len: u64, crc: u32) -> [u8; HEADER_LEN as usize] {
+fn header(
+    seq: u64,
+    id: &[u8; 16],
+    len: u64,
+    crc: u32,
+    origin: Origin,
+) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[16..32].copy_from_slice(id);
     h[32..40].copy_from_slice(&len.to_le_bytes());
     h[40..44].copy_from_slice(&crc.to_le_bytes());
+    h[44..48].copy_from_slice(&origin.code().to_le_bytes());
     h[48..56].copy_from_slice(&seq.to_le_bytes());
     let hc = crc32fast::hash(&h[16..]);
     h[12..16].copy_from_slice(&hc.to_le_bytes());
     h
 }
 
-/// (id, length, CRC of the object, format version) of a header that checks and belongs to
-/// segment `seq`.
-fn parse_header(h: &[u8], seq: u64) -> Option<(String, u64, u32, u32)> {
+/// A record header that checks.
+struct Header {
+    id: String,
+    len: u64,
+    /// CRC-32 of the object.
+    crc: u32,
+    version: u32,
+    origin: Origin,
+}
+
+/// The header `h`, if it checks and belongs to segment `seq`.
+fn parse_header(h: &[u8], seq: u64) -> Option<Header> {
     if h.len() != HEADER_LEN as usize || &h[..8] != MAGIC {
         return None;
     }
@@ -568,7 +628,13 @@ fn parse_header(h: &[u8], seq: u64) -> Option<(String, u64, u32, u32)> {
     {
         return None;
     }
-    Some((hex::encode(&h[16..32]), u64_at(32), u32_at(40), version))
+    Some(Header {
+        id: hex::encode(&h[16..32]),
+        len: u64_at(32),
+        crc: u32_at(40),
+        version,
+        origin: Origin::from_code(u32_at(44)),
+    })
 }
 
 /// An object being received: its bytes go to a segment this writer holds; `commit` makes it
@@ -590,6 +656,7 @@ pub struct Incoming {
     streaming: bool,
     crc: crc32fast::Hasher,
     len: u64,
+    origin: Origin,
     spool: Spool,
 }
 
@@ -597,6 +664,11 @@ impl Incoming {
     /// The id the object will have.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Records where the object came from in its record (read back by recovery).
+    pub fn set_origin(&mut self, origin: Origin) {
+        self.origin = origin;
     }
 
     /// While streaming: writes what is gathered in `buf` and empties it.
@@ -661,7 +733,7 @@ impl Incoming {
             offset: self.start + HEADER_LEN,
             len: self.len,
         };
-        let head = header(seg.seq, &id, self.len, crc);
+        let head = header(seg.seq, &id, self.len, crc, self.origin);
         let written = if self.streaming {
             write_all_at(&seg.file, &head, self.start)
         } else {
@@ -873,6 +945,8 @@ fn free_bytes(_path: &Path) -> io::Result<u64> {
 mod tests {
     use super::*;
 
+    const U: Origin = Origin::Unrecorded;
+
     fn put(s: &Spool, bytes: &[u8]) -> (String, Location) {
         let mut i = s.receive().unwrap();
         // as the network delivers it: in pieces
@@ -959,7 +1033,13 @@ mod tests {
         let (ids, objects) = ([[1u8; 16], [2u8; 16]], [&b"first, 11 b"[..], b"second"]);
         let mut seg = Vec::new();
         for (id, obj) in ids.iter().zip(objects) {
-            let mut h = header(5, id, obj.len() as u64, crc32fast::hash(obj));
+            let mut h = header(
+                5,
+                id,
+                obj.len() as u64,
+                crc32fast::hash(obj),
+                Origin::Unrecorded,
+            );
             h[8..12].copy_from_slice(&1u32.to_le_bytes());
             seg.extend_from_slice(&h);
             seg.extend_from_slice(obj);
@@ -974,7 +1054,7 @@ mod tests {
             72 + HEADER_LEN,
             "the second right after the first"
         );
-        for ((id, loc), obj) in recs.iter().zip(objects) {
+        for ((id, loc, _), obj) in recs.iter().zip(objects) {
             assert_eq!(s.read(id, loc).unwrap(), obj);
         }
         // a version this build does not know is not read
@@ -1013,7 +1093,7 @@ mod tests {
         let s = Spool::open(d.path()).unwrap();
         assert_eq!(s.closed_segments().unwrap(), vec![1]);
         let recs = s.records(1).unwrap();
-        assert_eq!(recs, vec![(a, la), (b, lb), (c.clone(), lc)]);
+        assert_eq!(recs, vec![(a, la, U), (b, lb, U), (c.clone(), lc, U)]);
         let (_, ld) = put(&s, b"next");
         assert_eq!(ld.segment, 2);
         assert_eq!(s.closed_segments().unwrap(), vec![1]);
@@ -1048,7 +1128,7 @@ mod tests {
         )
         .unwrap();
         let s = Spool::open(d.path()).unwrap();
-        assert_eq!(s.records(1).unwrap(), vec![(a.clone(), la)]);
+        assert_eq!(s.records(1).unwrap(), vec![(a.clone(), la, U)]);
         assert!(s.records(7).unwrap().is_empty());
         let moved = Location { segment: 7, ..la };
         assert_eq!(
@@ -1079,10 +1159,10 @@ mod tests {
         );
         // cut inside b (a write torn by a crash): only a is left
         std::fs::write(&path, &bytes[..lb.offset as usize + 10]).unwrap();
-        assert_eq!(s.records(1).unwrap(), vec![(a.clone(), la)]);
+        assert_eq!(s.records(1).unwrap(), vec![(a.clone(), la, U)]);
         // a header cut short: nothing after a
         std::fs::write(&path, &bytes[..lb.offset as usize - 20]).unwrap();
-        assert_eq!(s.records(1).unwrap(), vec![(a, la)]);
+        assert_eq!(s.records(1).unwrap(), vec![(a, la, U)]);
     }
 
     #[test]
@@ -1099,7 +1179,7 @@ mod tests {
         );
         drop(s);
         let s = Spool::open(d.path()).unwrap();
-        assert_eq!(s.records(1).unwrap(), vec![(a, la)]);
+        assert_eq!(s.records(1).unwrap(), vec![(a, la, U)]);
         assert!(s.free_bytes().unwrap() > 0);
     }
 

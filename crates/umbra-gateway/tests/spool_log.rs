@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 use umbra_gateway::queue::{JobEnd, NewObject, Routed};
-use umbra_gateway::spool::Spool;
+use umbra_gateway::spool::{Origin, Spool};
 
 #[test]
 fn records_never_queued_are_recovered_and_delivered_and_the_segment_goes_when_purged() {
@@ -141,4 +141,81 @@ fn a_segment_with_an_object_not_yet_queued_outlives_a_purge() {
     assert!(!seg.exists(), "then purged, and its segment went");
     let d = shared.depth().unwrap();
     assert_eq!((d.unrouted, d.pending, d.running), (0, 0, 0));
+}
+
+/// Routing after a crash matches what it would have been: a record says where its object came
+/// from. Two objects with the same bytes, whose meta group names `CT_SCANNER` as Source AE
+/// Title: one received over DIMSE from `CT_SCANNER` (the gateway wrote that meta group), one
+/// over STOW-RS (the client's own meta group: STOW-RS has no caller). Both made durable by a
+/// process killed before queueing them. At the next start the DIMSE one matches the route on
+/// the calling AE title and the STOW-RS one does not.
+#[test]
+fn recovered_objects_route_on_the_caller_they_came_with() {
+    let d = tempfile::tempdir().unwrap();
+    let spool_dir = d.path().join("spool");
+    let (by_ae, all) = (d.path().join("by_ae"), d.path().join("all"));
+    let ct = std::fs::read(corpus("CT_small.dcm")).unwrap();
+    // the data set after the meta group (its length is (0002,0000) at bytes 140..144)
+    let meta_len = u32::from_le_bytes(ct[140..144].try_into().unwrap()) as usize;
+    let data_set = &ct[144 + meta_len..];
+    let object = |sop_instance: &str| {
+        let mut b = umbra_dimse::part10_header(
+            "1.2.840.10008.5.1.4.1.1.2",
+            sop_instance,
+            "1.2.840.10008.1.2.1",
+            "CT_SCANNER",
+        );
+        b.extend_from_slice(data_set);
+        b
+    };
+    {
+        let spool = Spool::open(&spool_dir).unwrap();
+        for origin in [Origin::Dimse, Origin::Stow] {
+            let mut i = spool.receive().unwrap();
+            i.set_origin(origin);
+            i.write_all(&object("1.2.3.4")).unwrap();
+            i.commit(|_, _, _| Ok(())).unwrap();
+        }
+    }
+    let config = umbra_gateway::Config::parse(&format!(
+        "spool = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[retention]\nkeep_forwarded_hours = 0\n\
+         [[destination]]\nname = \"by_ae\"\nkind = \"folder\"\npath = \"{}\"\n\
+         [[destination]]\nname = \"all\"\nkind = \"folder\"\npath = \"{}\"\n\
+         [[route]]\ndestinations = [\"by_ae\"]\ncalling_ae = [\"CT_SCANNER\"]\n\
+         [[route]]\ndestinations = [\"all\"]\n",
+        spool_dir.display(),
+        by_ae.display(),
+        all.display()
+    ))
+    .unwrap();
+    let spool = Spool::open(&spool_dir).unwrap();
+    let queue = umbra_gateway::queue::Queue::open(&spool.queue_path()).unwrap();
+    let shared =
+        std::sync::Arc::new(umbra_gateway::pipeline::Shared::new(&config, spool, queue).unwrap());
+    assert_eq!(shared.recover().unwrap(), 2);
+    run_workers_until(&shared, 1, Duration::from_secs(30), || {
+        let d = shared.queue.depth().unwrap();
+        (d.unrouted, d.pending, d.running) == (0, 0, 0)
+    });
+    // both objects have the same SOP Instance UID, so each destination holds one file per
+    // object it got: count deliveries from the metrics instead
+    let text = shared.metrics.render(None, None);
+    let forwarded = |dest: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("umbra_forwarded_total{{destination=\"{dest}\"}} "))
+            })
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    assert_eq!(
+        forwarded("all"),
+        2.0,
+        "both objects take the route without conditions"
+    );
+    assert_eq!(
+        forwarded("by_ae"),
+        1.0,
+        "only the object that came over DIMSE from CT_SCANNER takes the calling-AE route"
+    );
+    assert_eq!(dcm_files(&by_ae).len(), 1);
 }
