@@ -269,22 +269,68 @@ async fn stow(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Res
         .into_response()
 }
 
-/// An HTTPS listener for axum: TCP accept, then the TLS handshake (at most ten seconds; a
-/// client that fails it is dropped and the next one accepted).
+/// An HTTPS listener for axum: a task accepts TCP connections (with TCP_NODELAY) and runs each
+/// one's TLS handshake in a task of its own (at most ten seconds, at most
+/// [`HANDSHAKES_AT_ONCE`] at a time), so a client that connects and stays silent holds up
+/// nobody else; finished handshakes are handed to axum in the order they finish.
 #[cfg(feature = "tls")]
 pub struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    local: std::io::Result<std::net::SocketAddr>,
 }
+
+/// TLS handshakes under way at once; past it, new connections wait to be accepted.
+#[cfg(feature = "tls")]
+pub const HANDSHAKES_AT_ONCE: usize = 256;
 
 #[cfg(feature = "tls")]
 impl TlsListener {
-    /// Wraps a bound TCP listener.
+    /// Wraps a bound TCP listener; starts accepting at once (call it inside the runtime).
     pub fn new(tcp: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        TlsListener {
-            tcp,
-            acceptor: tokio_rustls::TlsAcceptor::from(config),
-        }
+        let local = tcp.local_addr();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
+        tokio::spawn(async move {
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let accepted = tokio::select! {
+                    a = tcp.accept() => a,
+                    // the server is gone: stop accepting
+                    () = tx.closed() => return,
+                };
+                let (socket, addr) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("HTTPS accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let shake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(socket),
+                    );
+                    match shake.await {
+                        Ok(Ok(tls)) => {
+                            drop(slot);
+                            let _ = tx.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => tracing::warn!(peer = %addr, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::warn!(peer = %addr, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        TlsListener { ready, local }
     }
 }
 
@@ -294,31 +340,18 @@ impl axum::serve::Listener for TlsListener {
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (socket, addr) = match self.tcp.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("HTTPS accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = socket.set_nodelay(true);
-            match tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                self.acceptor.accept(socket),
-            )
-            .await
-            {
-                Ok(Ok(tls)) => return (tls, addr),
-                Ok(Err(e)) => tracing::warn!(peer = %addr, "TLS handshake failed: {e}"),
-                Err(_) => tracing::warn!(peer = %addr, "TLS handshake timed out"),
-            }
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // (the accepting task ends only once this listener is gone)
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        match &self.local {
+            Ok(a) => Ok(*a),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        }
     }
 }
 

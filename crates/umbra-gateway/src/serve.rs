@@ -6,6 +6,7 @@ use crate::config::{Config, ConfigError};
 use crate::pipeline::{self, Shared};
 use crate::queue::Queue;
 use crate::spool::{Incoming, Spool};
+use axum::serve::ListenerExt;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -248,6 +249,10 @@ impl Gateway {
                         let stop = async {
                             let _ = rx.await;
                         };
+                        // answers go out at once, not after Nagle's delay
+                        let nodelay = |tcp: &mut tokio::net::TcpStream| {
+                            let _ = tcp.set_nodelay(true);
+                        };
                         #[cfg(feature = "tls")]
                         let served = match https {
                             Some(config) => {
@@ -255,13 +260,13 @@ impl Gateway {
                                 axum::serve(l, app).with_graceful_shutdown(stop).await
                             }
                             None => {
-                                axum::serve(listener, app)
+                                axum::serve(listener.tap_io(nodelay), app)
                                     .with_graceful_shutdown(stop)
                                     .await
                             }
                         };
                         #[cfg(not(feature = "tls"))]
-                        let served = axum::serve(listener, app)
+                        let served = axum::serve(listener.tap_io(nodelay), app)
                             .with_graceful_shutdown(stop)
                             .await;
                         if let Err(e) = served {

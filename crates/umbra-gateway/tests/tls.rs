@@ -227,7 +227,17 @@ destinations = ["vendor"]
         String::from_utf8(c.output().unwrap().stdout).unwrap()
     };
     if Command::new("curl").arg("--version").output().is_ok() {
+        // a client that connects and says nothing holds up nobody else (its handshake may wait
+        // ten seconds before it is dropped)
+        let silent = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        let t0 = Instant::now();
         assert_eq!(post(None), "401");
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "a silent client held up the HTTPS listener for {:?}",
+            t0.elapsed()
+        );
+        drop(silent);
         assert_eq!(post(Some("wrong")), "401");
         assert_eq!(post(Some("t0ken")), "200");
     } else {
