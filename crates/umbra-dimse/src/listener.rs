@@ -8,11 +8,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dicom_ul::pdu::Pdu;
 use tracing::{error, info, warn};
 
-use crate::assoc::RejectReason;
-use crate::pdu::{Connection, Received};
 use crate::scp::Scp;
 
 /// How long a connection refused for lack of capacity may take to send its A-ASSOCIATE-RQ.
@@ -181,32 +178,19 @@ impl Listener {
         // at once as associations are allowed; beyond that, close the connection.
         let Some(slot) = self.refusing.try_acquire(self.max_associations) else {
             warn!("over capacity: connection closed");
+            self.scp.handler().refused("over capacity");
             return;
         };
         warn!(
             max = self.max_associations,
             "over capacity: rejecting association"
         );
-        let max_pdu = self.scp.config().max_pdu;
+        let scp = self.scp.clone();
         let _ = std::thread::Builder::new()
             .name("dimse-refusal".into())
             .spawn(move || {
                 let _slot = slot;
-                let _ = refuse(socket, max_pdu);
+                let _ = scp.refuse_tcp(socket, REFUSAL_TIMEOUT);
             });
     }
-}
-
-/// Reads the A-ASSOCIATE-RQ and answers A-ASSOCIATE-RJ, transient, local limit exceeded.
-fn refuse(socket: TcpStream, max_pdu: u32) -> Result<(), crate::Error> {
-    socket.set_nodelay(true)?;
-    socket.set_read_timeout(Some(REFUSAL_TIMEOUT))?;
-    socket.set_write_timeout(Some(REFUSAL_TIMEOUT))?;
-    let mut conn = Connection::new(socket);
-    if let Received::Other(Pdu::AssociationRQ(_)) = conn.receive(max_pdu)? {
-        conn.send(&Pdu::AssociationRJ(
-            RejectReason::LocalLimitExceeded.to_pdu(),
-        ))?;
-    }
-    Ok(())
 }

@@ -100,6 +100,12 @@ pub trait StoreHandler: Send + Sync {
         Ok(())
     }
 
+    /// A connection or association refused before [`Self::accept_association`] was asked: its
+    /// address or calling AE title not allowed, a called AE title not this SCP's, a request
+    /// this SCP does not speak, or more associations than allowed. For counting; `why` says
+    /// which.
+    fn refused(&self, _why: &str) {}
+
     /// Called before the data set arrives; may refuse (e.g. disk full → Status 0xA700 "Out of
     /// resources"). The data set is then read and discarded, and the status sent.
     fn begin(
@@ -180,6 +186,7 @@ impl Scp {
         let peer = socket.peer_addr()?;
         if !self.config.address_allowed(peer.ip()) {
             warn!(%peer, "connection from an address not allowed: closed");
+            self.handler().refused("address not allowed");
             let _ = socket.shutdown(std::net::Shutdown::Both);
             return Err(Error::Protocol(format!(
                 "address {} not allowed",
@@ -199,6 +206,35 @@ impl Scp {
         }
         serve_association(socket, peer, Some(&control), &self.config, self.handler())
     }
+
+    /// Over capacity: reads the A-ASSOCIATE-RQ (over TLS when the SCP has it, so the caller
+    /// gets a proper answer there too) and answers A-ASSOCIATE-RJ, transient, local limit
+    /// exceeded; `timeout` bounds every read and write.
+    pub(crate) fn refuse_tcp(&self, socket: TcpStream, timeout: Duration) -> Result<(), Error> {
+        self.handler().refused("over capacity");
+        socket.set_nodelay(true)?;
+        socket.set_read_timeout(Some(timeout))?;
+        socket.set_write_timeout(Some(timeout))?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.config.tls {
+            let conn = rustls::ServerConnection::new(tls.clone())
+                .map_err(|e| Error::Tls(e.to_string()))?;
+            return refuse(rustls::StreamOwned::new(conn, socket), self.config.max_pdu);
+        }
+        refuse(socket, self.config.max_pdu)
+    }
+}
+
+/// Reads the A-ASSOCIATE-RQ on `stream` and answers A-ASSOCIATE-RJ, transient, local limit
+/// exceeded.
+fn refuse<S: Stream>(stream: S, max_pdu: u32) -> Result<(), Error> {
+    let mut conn = Connection::new(stream);
+    if let Received::Other(Pdu::AssociationRQ(_)) = conn.receive(max_pdu)? {
+        conn.send(&Pdu::AssociationRJ(
+            RejectReason::LocalLimitExceeded.to_pdu(),
+        ))?;
+    }
+    Ok(())
 }
 
 /// Serves one association on `stream` from `peer`. When `socket` is given, its read timeout is
@@ -306,16 +342,20 @@ fn negotiate<S: Stream>(
         conn.send(&Pdu::AssociationRJ(rj)).map(|()| None)
     };
     if let Err(rj) = assoc::check_rq_basics(&rq) {
-        return reject(conn, rj, "protocol version or application context");
+        let why = "protocol version or application context";
+        handler.refused(why);
+        return reject(conn, rj, why);
     }
     if info.called_ae != config.ae_title.trim() {
         let r = RejectReason::CalledAeNotRecognized;
+        handler.refused(&r.to_string());
         return reject(conn, r.to_pdu(), &r.to_string());
     }
     if let Some(allowed) = &config.allowed_calling
         && !allowed.iter().any(|a| a.trim() == info.calling_ae)
     {
         let r = RejectReason::CallingAeNotRecognized;
+        handler.refused(&r.to_string());
         return reject(conn, r.to_pdu(), &r.to_string());
     }
     if let Err(r) = handler.accept_association(&info) {

@@ -33,7 +33,9 @@ fn calling_ae_allow_list() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = ScpConfig::new("UMBRA");
     cfg.allowed_calling = Some(vec!["GOOD".into(), "PROBE".into()]);
-    let scp = OurScp::start(cfg, DirHandler::new(dir.path()), 4);
+    let handler = DirHandler::new(dir.path());
+    let refusals = handler.refused.clone();
+    let scp = OurScp::start(cfg, handler, 4);
     let refused = Scu::associate(&peer(scp.port(), "BAD"), &Proposals::new().verification());
     match refused {
         Err(Error::Rejected { result, reason }) => {
@@ -54,6 +56,10 @@ fn calling_ae_allow_list() {
     assert_eq!(good.echo().unwrap(), Status::SUCCESS);
     good.release().unwrap();
     scp.stop();
+    let refusals = refusals.lock().unwrap();
+    assert_eq!(refusals.len(), 2, "both rejections counted: {refusals:?}");
+    assert!(refusals[0].contains("calling"), "{refusals:?}");
+    assert!(refusals[1].contains("called"), "{refusals:?}");
 }
 
 #[test]
@@ -61,9 +67,12 @@ fn address_allow_list() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = ScpConfig::new("UMBRA");
     cfg.allowed_addresses = Some(vec!["10.0.0.0/8".parse().unwrap()]);
-    let scp = OurScp::start(cfg, DirHandler::new(dir.path()), 4);
+    let handler = DirHandler::new(dir.path());
+    let refused = handler.refused.clone();
+    let scp = OurScp::start(cfg, handler, 4);
     assert!(Scu::associate(&peer(scp.port(), "PROBE"), &Proposals::new().verification()).is_err());
     scp.stop();
+    assert_eq!(*refused.lock().unwrap(), ["address not allowed"]);
     let mut cfg = ScpConfig::new("UMBRA");
     cfg.allowed_addresses = Some(vec!["127.0.0.0/8".parse().unwrap()]);
     let scp = OurScp::start(cfg, DirHandler::new(dir.path()), 4);
@@ -117,7 +126,9 @@ fn refusals_by_the_handler() {
 #[test]
 fn maximum_concurrent_associations() {
     let dir = tempfile::tempdir().unwrap();
-    let scp = OurScp::start(ScpConfig::new("UMBRA"), DirHandler::new(dir.path()), 1);
+    let handler = DirHandler::new(dir.path());
+    let refused = handler.refused.clone();
+    let scp = OurScp::start(ScpConfig::new("UMBRA"), handler, 1);
     let mut first =
         Scu::associate(&peer(scp.port(), "FIRST"), &Proposals::new().verification()).unwrap();
     match Scu::associate(
@@ -130,6 +141,7 @@ fn maximum_concurrent_associations() {
         }
         _ => panic!("expected a transient rejection beyond the limit"),
     }
+    assert_eq!(*refused.lock().unwrap(), ["over capacity"]);
     assert_eq!(first.echo().unwrap(), Status::SUCCESS);
     first.release().unwrap();
     // the slot frees once the first association's thread ends

@@ -57,7 +57,10 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One object or association refused (allow-list, full disk, malformed request).
+    /// One connection, association, object or request refused: over DIMSE an address or
+    /// calling AE title not allowed, a called AE title not the gateway's, more associations
+    /// than allowed, a full disk; over STOW-RS a missing or wrong token, a full disk, a body
+    /// too large.
     pub fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }

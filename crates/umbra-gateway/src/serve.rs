@@ -56,6 +56,10 @@ impl SpoolHandler {
 }
 
 impl StoreHandler for SpoolHandler {
+    fn refused(&self, _why: &str) {
+        self.shared.metrics.refused();
+    }
+
     fn accept_association(&self, info: &AssociationInfo) -> Result<(), RejectReason> {
         if self.disk_ok() {
             Ok(())

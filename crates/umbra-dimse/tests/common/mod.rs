@@ -97,6 +97,8 @@ pub struct DirHandler {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// Refuse every object with this status (instead of storing it).
     pub refuse: Option<Status>,
+    /// What the SCP said it refused ([`StoreHandler::refused`]), in order.
+    pub refused: Arc<Mutex<Vec<String>>>,
     next: AtomicU32,
 }
 
@@ -106,6 +108,7 @@ impl DirHandler {
             dir: dir.to_path_buf(),
             received: Arc::default(),
             refuse: None,
+            refused: Arc::default(),
             next: AtomicU32::new(0),
         }
     }
@@ -149,6 +152,10 @@ impl StoreSink for FileSink {
 }
 
 impl StoreHandler for DirHandler {
+    fn refused(&self, why: &str) {
+        self.refused.lock().unwrap().push(why.to_string());
+    }
+
     fn begin(
         &self,
         assoc: &AssociationInfo,
