@@ -1,6 +1,6 @@
 //! The gateway's TOML configuration: listeners, spool, destinations and routes.
 //!
-//! Every field is documented in README.md ("The gateway"); `examples/gateway.toml` is a working
+//! Every field is documented in README.md ("`umbra serve`: the gateway"); `examples/gateway.toml` is a working
 //! example. Parsing checks everything it can before the gateway starts: unknown fields, unknown
 //! options, routes naming missing destinations, destinations of an unknown kind.
 

@@ -1360,3 +1360,96 @@ fn sigterm_stops_cleanly_and_the_next_start_forwards_the_rest() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The shipped `examples/gateway.toml`, run as README.md shows it: dcmtk's storescp on 11113
+/// as VENDOR, `umbra serve --config examples/gateway.toml`, storescu to UMBRA on 11112. The
+/// object arrives de-identified and `/metrics` on 8080 counts it. (The example's ports are
+/// fixed: when one is taken on this machine the test says SKIPPED.)
+#[test]
+fn the_shipped_example_forwards_what_storescu_sends_to_storescp() {
+    let (Some(scu), Some(scp)) = (dcmtk("storescu"), dcmtk("storescp")) else {
+        return;
+    };
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    if ![11112, 11113, 8080].into_iter().all(free) {
+        eprintln!("SKIPPED: port 11112, 11113 or 8080 is taken here");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gateway.toml");
+    let vendor_dir = t.join("vendor");
+    std::fs::create_dir_all(&vendor_dir).unwrap();
+    let mut vendor = Kill(
+        dcmtk_command(&scp)
+            .args(["11113", "-aet", "VENDOR", "-od"])
+            .arg(&vendor_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(11113, &mut vendor.0, "storescp");
+    // the example's spool is relative: it goes into the working folder
+    let mut gateway = Kill(
+        Command::new(env!("CARGO_BIN_EXE_umbra"))
+            .args(["serve", "--config"])
+            .arg(&example)
+            .current_dir(t)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(t.join("gateway.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(11112, &mut gateway.0, "umbra serve");
+    let ct = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/corpus/public/pydicom/CT_small.dcm");
+    let sent = dcmtk_command(&scu)
+        .args(["-aec", "UMBRA", "127.0.0.1", "11112"])
+        .arg(&ct)
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let start = Instant::now();
+    while files_under(&vendor_dir).is_empty() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = files_under(&vendor_dir);
+    assert_eq!(
+        got.len(),
+        1,
+        "storescp got {got:?}; the gateway's log:\n{}",
+        std::fs::read_to_string(t.join("gateway.log")).unwrap_or_default()
+    );
+    let original = sop_instance_of(&ct);
+    let forwarded = sop_instance_of(&got[0]);
+    assert!(
+        forwarded != original && forwarded.starts_with("2.25."),
+        "{forwarded}: not a new UID"
+    );
+    let (code, body) = http(8080, "GET", "/metrics", &[], b"");
+    assert_eq!(code, 200);
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains("umbra_forwarded_total{destination=\"vendor\"} 1"),
+        "{body}"
+    );
+    assert!(
+        t.join("gateway-spool").is_dir(),
+        "the spool is where the example says"
+    );
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
