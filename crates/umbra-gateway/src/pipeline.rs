@@ -1053,11 +1053,13 @@ mod tests {
         }
     }
 
-    fn folder_shared(spool_dir: &Path, out: &Path) -> Shared {
+    /// A gateway with one folder destination, `lab` at `out`, and one route to it with the
+    /// conditions `route` (TOML lines; empty: everything).
+    fn folder_shared(spool_dir: &Path, out: &Path, route: &str) -> Shared {
         let config = Config::parse(&format!(
             "spool = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
              keep_forwarded_hours = 0\n[[destination]]\nname = \"lab\"\nkind = \"folder\"\n\
-             path = \"{}\"\n[[route]]\ndestinations = [\"lab\"]\n",
+             path = \"{}\"\n[[route]]\ndestinations = [\"lab\"]\n{route}\n",
             spool_dir.display(),
             out.display()
         ))
@@ -1076,13 +1078,39 @@ mod tests {
         .unwrap()
     }
 
+    /// An object no route takes is quarantined under `_unrouted` with the reason, and leaves
+    /// nothing waiting.
+    #[test]
+    fn an_object_no_route_takes_is_quarantined_as_unrouted() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("lab");
+        let shared = folder_shared(&d.path().join("spool"), &out, "modality = [\"MR\"]");
+        let mut a = shared.spool.receive().unwrap();
+        a.write_all(&corpus_file("CT_small.dcm")).unwrap();
+        let id = shared.store(a, "stow", "").unwrap();
+        let obj = shared.fresh().take().unwrap();
+        take_new(&shared, obj, TakenFrom::Memory, &mut Sender::default());
+        assert!(shared.record_now());
+        let q = shared.spool.quarantine_dir(UNROUTED);
+        let reason = std::fs::read_to_string(q.join(format!("{id}.reason"))).unwrap();
+        assert!(reason.contains("no route matches"), "{reason}");
+        assert_eq!(
+            std::fs::read(q.join(format!("{id}.dcm"))).unwrap(),
+            corpus_file("CT_small.dcm"),
+            "the object as received"
+        );
+        assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+        let depth = shared.depth().unwrap();
+        assert_eq!((depth.unrouted, depth.pending, depth.running), (0, 0, 0));
+    }
+
     /// A panic while a new object is read quarantines that object (under `_unrouted`, with
     /// the reason) and the worker goes on with the next.
     #[test]
     fn a_panic_while_reading_an_object_quarantines_it_and_the_worker_goes_on() {
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("lab");
-        let shared = Arc::new(folder_shared(&d.path().join("spool"), &out));
+        let shared = Arc::new(folder_shared(&d.path().join("spool"), &out, ""));
         let mut a = shared.spool.receive().unwrap();
         a.write_all(&corpus_file("CT_small.dcm")).unwrap();
         let bad = shared.store(a, "stow", "").unwrap();

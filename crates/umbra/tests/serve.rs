@@ -560,6 +560,8 @@ struct GatewayOptions {
     min_free_mib: u64,
     /// A STOW-RS bearer token.
     token: Option<&'static str>,
+    /// `[dimse] allowed_calling`.
+    allowed_calling: Option<&'static str>,
 }
 
 impl Default for GatewayOptions {
@@ -567,6 +569,7 @@ impl Default for GatewayOptions {
         GatewayOptions {
             min_free_mib: 1,
             token: None,
+            allowed_calling: None,
         }
     }
 }
@@ -595,8 +598,11 @@ impl Gateway {
             None => String::new(),
         };
         let options: Vec<String> = OPTIONS.iter().map(|o| format!("{o:?}")).collect();
+        let allowed = o
+            .allowed_calling
+            .map_or(String::new(), |a| format!("allowed_calling = [{a:?}]\n"));
         let text = format!(
-            "spool = {spool}\nworkers = 2\n\n[dimse]\nlisten = \"127.0.0.1:{dimse}\"\nae_title = \"UMBRA\"\n\n\
+            "spool = {spool}\nworkers = 2\n\n[dimse]\nlisten = \"127.0.0.1:{dimse}\"\nae_title = \"UMBRA\"\n{allowed}\n\
              [http]\nlisten = \"127.0.0.1:{http}\"\n{token}\n\
              [retention]\nkeep_forwarded_hours = 0\nmin_free_mib = {min_free}\n\n\
              [retry]\nfirst_delay_seconds = 0.2\nmax_delay_seconds = 1.0\n\n\
@@ -869,6 +875,49 @@ fn storescu_to_gateway_to_storescp_equals_umbra_deid() {
     );
     assert_eq!(quarantined, reference.held_back as f64);
     assert_matches_reference(&g, &m, &vendor_dir, &reference);
+    assert_log_has_no_identifiers(&g.log_text(), &sent);
+}
+
+/// The gateway's log names none of the identifying values of the objects it received (patient
+/// names and IDs, birth dates, accession numbers, institution and referring physicians' names, the study,
+/// series and instance UIDs), though it logs every object it receives, forwards or quarantines
+/// (with the reason).
+fn assert_log_has_no_identifiers(log: &str, received: &Path) {
+    use dicom_dictionary_std::tags;
+    assert!(
+        log.contains("forwarded"),
+        "the log is not the gateway's: {log}"
+    );
+    let mut values = BTreeSet::new();
+    for f in files_under(received) {
+        let Ok(obj) = dicom_object::open_file(&f) else {
+            continue;
+        };
+        for tag in [
+            tags::PATIENT_NAME,
+            tags::PATIENT_ID,
+            tags::PATIENT_BIRTH_DATE,
+            tags::ACCESSION_NUMBER,
+            tags::INSTITUTION_NAME,
+            tags::REFERRING_PHYSICIAN_NAME,
+            tags::STUDY_INSTANCE_UID,
+            tags::SERIES_INSTANCE_UID,
+            tags::SOP_INSTANCE_UID,
+        ] {
+            if let Some(v) = obj.element(tag).ok().and_then(|e| e.to_str().ok()) {
+                for part in v.split('\\') {
+                    let part = part.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+                    // (short values such as "1" or "CT" are in any text)
+                    if part.len() >= 6 {
+                        values.insert(part.to_string());
+                    }
+                }
+            }
+        }
+    }
+    assert!(values.len() > 100, "too few values to look for: {values:?}");
+    let found: Vec<&String> = values.iter().filter(|v| log.contains(v.as_str())).collect();
+    assert!(found.is_empty(), "the gateway's log names {found:?}");
 }
 
 /// A small xorshift generator: the kill schedule is the same for a seed.
@@ -1093,6 +1142,7 @@ fn a_full_disk_refuses_associations_and_stow_and_writes_nothing() {
             // 1 EiB: more than any disk has free
             min_free_mib: 1 << 40,
             token: Some("s3cret-token"),
+            ..Default::default()
         },
     );
     let file = corpus().join("pydicom/CT_small.dcm");
@@ -1452,4 +1502,55 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `[dimse] allowed_calling` reaches the listener: a caller not on the list is rejected (and
+/// counted as refused), one on it is served.
+#[test]
+fn callers_not_allowed_are_rejected_and_counted() {
+    let (Some(scu), Some(scp)) = (dcmtk("storescu"), dcmtk("storescp")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let key = fixed_key(t);
+    let vendor_dir = t.join("vendor");
+    let vendor = Storescp::start(&scp, "VENDOR", &vendor_dir, false);
+    let g = Gateway::start(
+        t,
+        &key,
+        vendor.port,
+        GatewayOptions {
+            allowed_calling: Some("MODALITY"),
+            ..Default::default()
+        },
+    );
+    let ct = corpus().join("pydicom/CT_small.dcm");
+    let send = |calling: &str| {
+        dcmtk_command(&scu)
+            .args(["-aet", calling, "-aec", "UMBRA", "127.0.0.1"])
+            .arg(g.dimse.to_string())
+            .arg(&ct)
+            .output()
+            .unwrap()
+    };
+    let intruder = send("INTRUDER");
+    assert!(
+        !intruder.status.success(),
+        "a caller not allowed was served"
+    );
+    assert!(
+        String::from_utf8_lossy(&intruder.stderr).contains("Rejected"),
+        "{}",
+        String::from_utf8_lossy(&intruder.stderr)
+    );
+    let allowed = send("MODALITY");
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    let m = g.wait_idle(1.0, Duration::from_secs(30));
+    assert_eq!(received(&m), 1.0);
+    assert_eq!(get(&m, "umbra_refused_total"), 1.0);
 }
