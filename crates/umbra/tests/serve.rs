@@ -1346,9 +1346,10 @@ print("sent", len(datasets))
     assert_matches_reference(&g, &m, &vendor_dir, &reference);
 }
 
-/// SIGTERM while objects flow: the gateway stops accepting, finishes what is in flight and
-/// exits 0; what was acknowledged but not yet forwarded waits in the spool and goes out after
-/// the next start. Nothing acknowledged is lost.
+/// SIGTERM while storescu is sending: the gateway stops accepting, lets the association in
+/// flight go on to its end (storescu gets every object stored), finishes its jobs and exits 0;
+/// what was acknowledged but not yet forwarded waits in the spool and goes out after the next
+/// start. Nothing acknowledged is lost.
 #[test]
 fn sigterm_stops_cleanly_and_the_next_start_forwards_the_rest() {
     let (Some(scu), Some(scp)) = (dcmtk("storescu"), dcmtk("storescp")) else {
@@ -1358,17 +1359,25 @@ fn sigterm_stops_cleanly_and_the_next_start_forwards_the_rest() {
     let t = tmp.path();
     let key = fixed_key(t);
     let replicas = t.join("replicas");
-    ct_replicas(&replicas, 60);
+    ct_replicas(&replicas, 300);
     let files = files_under(&replicas);
     let groups = storescu_groups(&files);
     let vendor_dir = t.join("vendor");
     let vendor = Storescp::start(&scp, "VENDOR", &vendor_dir, false);
     let mut g = Gateway::start(t, &key, vendor.port, GatewayOptions::default());
-    assert!(
-        storescu(&scu, "UMBRA", g.dimse, &groups, false),
-        "storescu failed"
-    );
-    // every object is acknowledged; stop at once, with work still queued
+    let sender = {
+        let port = g.dimse;
+        std::thread::spawn(move || storescu(&scu, "UMBRA", port, &groups, false))
+    };
+    // SIGTERM while storescu's association is still sending
+    let start = Instant::now();
+    while received(&g.metrics()) < 5.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nothing received"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let mut child = g.child.take().unwrap();
     let term = Command::new("kill")
         .arg("-TERM")
@@ -1376,6 +1385,12 @@ fn sigterm_stops_cleanly_and_the_next_start_forwards_the_rest() {
         .status()
         .unwrap();
     assert!(term.success());
+    assert!(
+        !sender.is_finished(),
+        "storescu had finished before SIGTERM: nothing was in flight"
+    );
+    // the association in flight goes on to its end: storescu gets every object stored
+    assert!(sender.join().unwrap(), "storescu failed:\n{}", g.log_text());
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -1392,7 +1407,7 @@ fn sigterm_stops_cleanly_and_the_next_start_forwards_the_rest() {
     assert!(g.log_text().contains("gateway stopped"), "{}", g.log_text());
     // a stopped gateway accepts nothing
     assert!(TcpStream::connect(("127.0.0.1", g.dimse)).is_err());
-    // the next start forwards whatever was left: all 60 arrive
+    // the next start forwards whatever was left: all 300 arrive
     g.spawn();
     let start = Instant::now();
     loop {
