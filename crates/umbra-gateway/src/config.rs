@@ -96,7 +96,8 @@ pub struct Retention {
     #[serde(default)]
     pub keep_forwarded_hours: f64,
     /// Below this much free space on the spool's disk (MiB), new associations and STOW-RS
-    /// requests are refused.
+    /// requests are refused; half of it is never taken by received objects (room for the queue
+    /// to record what it forwards, so a full spool can drain). At least [`MIN_FREE_MIB`].
     #[serde(default = "default_min_free_mib")]
     pub min_free_mib: u64,
 }
@@ -211,6 +212,9 @@ fn default_association_timeout() -> u64 {
 fn default_max_body_mib() -> u64 {
     4096
 }
+/// The least `[retention] min_free_mib` may be.
+pub const MIN_FREE_MIB: u64 = 64;
+
 fn default_min_free_mib() -> u64 {
     1024
 }
@@ -318,6 +322,12 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        if self.retention.min_free_mib < MIN_FREE_MIB {
+            return Err(ConfigError(format!(
+                "[retention] min_free_mib must be at least {MIN_FREE_MIB}: the queue needs room \
+                 on the spool's disk to record what is forwarded"
+            )));
+        }
         if self.dimse.is_none() && self.http.is_none() {
             return Err(ConfigError(
                 "nothing to listen on: give [dimse] or [http] (or both)".into(),

@@ -45,19 +45,25 @@ pub fn router(state: HttpState) -> Router {
 
 async fn healthz(State(s): State<HttpState>) -> Response {
     let shared = s.shared.clone();
-    let ok = tokio::task::spawn_blocking(move || {
-        shared.depth().is_ok() && shared.spool.free_bytes().is_ok()
+    let min_free = s.min_free;
+    let trouble = tokio::task::spawn_blocking(move || {
+        if shared.depth().is_err() {
+            return Some("the queue cannot be read");
+        }
+        if shared.queue_failing() {
+            return Some("the queue cannot be written");
+        }
+        match shared.spool.free_bytes() {
+            Err(_) => Some("the spool cannot be read"),
+            Ok(free) if free < min_free => Some("the spool's disk is nearly full"),
+            Ok(_) => None,
+        }
     })
     .await
-    .unwrap_or(false);
-    if ok {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "spool or queue unavailable\n",
-        )
-            .into_response()
+    .unwrap_or(Some("internal error"));
+    match trouble {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 

@@ -145,6 +145,8 @@ pub struct Shared {
     wake: (Mutex<u64>, Condvar),
     fresh: Mutex<Fresh>,
     unrecorded: Mutex<Unrecorded>,
+    /// The queue refused the last batch of records (see [`Shared::record_now`]).
+    queue_failing: AtomicBool,
     hints: Mutex<Hints>,
 }
 
@@ -189,6 +191,7 @@ impl Shared {
             wake: (Mutex::new(0), Condvar::new()),
             fresh: Mutex::new(Fresh::default()),
             unrecorded: Mutex::new(Unrecorded::default()),
+            queue_failing: AtomicBool::new(false),
             // at start the queue may hold anything
             hints: Mutex::new(Hints {
                 queued_new: true,
@@ -266,7 +269,8 @@ impl Shared {
     /// [`RECORD_BATCH`] are waiting or the first has waited [`RECORD_WAIT`], or until a worker
     /// runs out of work or stops, and are then written in one transaction. Until then an object
     /// taken from memory still counts as taken there, so its log segment is kept and the depth
-    /// counts it. Returns false when the queue refused a batch (its objects wait again).
+    /// counts it. Returns false when the queue refused a batch (its records wait to be written
+    /// again).
     fn record_routed(&self, routed: RoutedObject) -> bool {
         let full = {
             let mut u = self.unrecorded();
@@ -277,6 +281,11 @@ impl Shared {
         !full || self.record_now()
     }
 
+    /// Whether the queue refused the last batch of records written (and they still wait).
+    pub fn queue_failing(&self) -> bool {
+        self.queue_failing.load(Ordering::Relaxed)
+    }
+
     /// Whether the first record waiting has waited [`RECORD_WAIT`].
     fn record_due(&self) -> bool {
         let u = self.unrecorded();
@@ -284,8 +293,10 @@ impl Shared {
     }
 
     /// Writes the records waiting (see [`Self::record_routed`]) in one transaction. When the
-    /// queue refuses it, the objects wait again (first in line) and are routed again, a copy
-    /// already sent being sent again, the same bytes; returns false then.
+    /// queue refuses it (a full disk, say) the records go back to wait, first in line, and are
+    /// due at once; returns false then. Nothing is routed or sent again: the objects stay taken
+    /// (their segments kept) until their records are written, or, should the process end
+    /// first, until the next start queues them again from the log.
     pub fn record_now(&self) -> bool {
         let batch = {
             let mut u = self.unrecorded();
@@ -306,12 +317,19 @@ impl Shared {
         let written = self.queue.record_routed(&rows);
         drop(rows);
         if let Err(e) = written {
+            // (a full disk, say): the records wait and are written again later; the objects
+            // are not routed or delivered again meanwhile, and a worker takes no new object
+            // while records are due (see `work`)
             tracing::error!(objects = batch.len(), "queue: {e}");
-            for r in batch.into_iter().rev() {
-                wait_again(self, r.obj, r.from);
-            }
+            self.queue_failing.store(true, Ordering::Relaxed);
+            let mut u = self.unrecorded();
+            let newer = std::mem::replace(&mut u.list, batch);
+            u.list.extend(newer);
+            let now = Instant::now();
+            u.since = Some(now.checked_sub(RECORD_WAIT).unwrap_or(now));
             return false;
         }
+        self.queue_failing.store(false, Ordering::Relaxed);
         {
             let mut f = self.fresh();
             for r in batch.iter().filter(|r| r.from == TakenFrom::Memory) {
@@ -1076,6 +1094,50 @@ mod tests {
                 .join(name),
         )
         .unwrap()
+    }
+
+    /// When the queue refuses to record a delivered object (a full disk), the record waits and
+    /// is written once the queue takes it again: the object is neither routed nor sent again
+    /// meanwhile, and it keeps counting as at work (its log segment kept). `/healthz` hears of
+    /// it through `queue_failing`.
+    #[test]
+    fn a_record_the_queue_refuses_waits_and_nothing_is_sent_again() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("lab");
+        let shared = folder_shared(&d.path().join("spool"), &out, "");
+        let mut a = shared.spool.receive().unwrap();
+        a.write_all(&corpus_file("CT_small.dcm")).unwrap();
+        shared.store(a, "stow", "").unwrap();
+        shared.queue.refuse_writes(true);
+        let obj = shared.fresh().take().unwrap();
+        take_new(&shared, obj, TakenFrom::Memory, &mut Sender::default());
+        assert!(!shared.record_now(), "the queue refused the record");
+        assert!(shared.queue_failing());
+        assert!(shared.record_due(), "the record is due again at once");
+        assert!(
+            shared.fresh().take().is_none(),
+            "the object does not wait to be routed and sent again"
+        );
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            1,
+            "delivered once"
+        );
+        let depth = shared.depth().unwrap();
+        assert_eq!((depth.unrouted, depth.running), (0, 1), "still at work");
+        shared.purge();
+        assert!(shared.spool.segment_path(1).exists(), "its segment is kept");
+        assert!(!shared.record_now(), "refused again");
+        shared.queue.refuse_writes(false);
+        assert!(shared.record_now());
+        assert!(!shared.queue_failing());
+        let depth = shared.depth().unwrap();
+        assert_eq!((depth.unrouted, depth.pending, depth.running), (0, 0, 0));
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            1,
+            "and never sent again"
+        );
     }
 
     /// An object no route takes is quarantined under `_unrouted` with the reason, and leaves

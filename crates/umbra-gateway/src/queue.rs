@@ -202,6 +202,15 @@ impl Queue {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Makes every write fail from now on (SQLite's `query_only`), as a full disk would, or
+    /// lets writes through again: for tests of what the gateway does then.
+    #[cfg(test)]
+    pub(crate) fn refuse_writes(&self, refuse: bool) {
+        self.conn()
+            .pragma_update(None, "query_only", refuse)
+            .expect("query_only");
+    }
+
     /// Records a received object (already durable in the spool) as waiting to be routed.
     /// Idempotent.
     pub fn add_object(&self, obj: &NewObject) -> Result<()> {

@@ -156,6 +156,8 @@ impl Gateway {
         })?;
         let queue = Queue::open(&spool.queue_path())
             .map_err(|e| StartError(format!("cannot open the queue: {e}")))?;
+        // half of min_free is never taken by received objects: the queue's room
+        spool.set_reserve(config.retention.min_free_mib.saturating_mul(1 << 20) / 2);
         let shared = Arc::new(Shared::new(config, spool, queue)?);
         let recovered = shared.recover().map_err(StartError)?;
         if recovered > 0 {

@@ -121,6 +121,9 @@ pub struct Spool {
     /// Whether new segments take `O_DIRECT` writes where the file system allows (tests turn
     /// it off to test the other way).
     direct: bool,
+    /// Free space (bytes) a received object may not take: room kept for the queue to record
+    /// what is forwarded, so that a disk filled by received objects can still drain.
+    reserve: Arc<std::sync::atomic::AtomicU64>,
     /// `SPOOL/lock`, locked (flock) while any handle lives: one process per spool.
     _lock: Arc<File>,
 }
@@ -197,6 +200,7 @@ impl Spool {
                 ..Segments::default()
             })),
             direct: true,
+            reserve: Arc::default(),
             _lock: Arc::new(lock),
         })
     }
@@ -437,6 +441,28 @@ impl Spool {
     /// Free space on the spool's file system, in bytes.
     pub fn free_bytes(&self) -> io::Result<u64> {
         free_bytes(&self.root)
+    }
+
+    /// Keeps `bytes` of the disk free: a received object that would leave less is refused (as
+    /// if the disk were full) before its bytes are written.
+    pub fn set_reserve(&self, bytes: u64) {
+        self.reserve
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Fails (`StorageFull`) when writing `n` more bytes would leave less than the reserve free.
+    fn room_for(&self, n: u64) -> io::Result<()> {
+        let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        if self.free_bytes()? < reserve.saturating_add(n) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "the spool's disk is full (room is kept for the queue)",
+            ));
+        }
+        Ok(())
     }
 
     /// Writes a received object into a destination's quarantine with its reason. The reason
@@ -680,6 +706,7 @@ impl Incoming {
         if pending.is_empty() {
             return Ok(());
         }
+        self.spool.room_for(pending.len() as u64)?;
         write_all_at(&seg.file, pending, self.at)?;
         self.at += pending.len() as u64;
         self.buf.clear();
@@ -737,6 +764,11 @@ impl Incoming {
         let written = if self.streaming {
             write_all_at(&seg.file, &head, self.start)
         } else {
+            if let Err(e) = self.spool.room_for(HEADER_LEN + self.len) {
+                // nothing written: the segment is as it was
+                self.spool.give_back(seg);
+                return Err(e);
+            }
             self.write_record(&mut seg, &head)
         };
         if let Err(e) = written.and_then(|()| seg.file.sync_data()) {
@@ -839,6 +871,7 @@ impl Write for Incoming {
             self.flush_buf()?;
         }
         if self.streaming && data.len() >= STREAM_CHUNK {
+            self.spool.room_for(data.len() as u64)?;
             let seg = self.segment.as_ref().expect("checked above");
             write_all_at(&seg.file, data, self.at)?;
             self.at += data.len() as u64;
@@ -1181,6 +1214,33 @@ mod tests {
         let s = Spool::open(d.path()).unwrap();
         assert_eq!(s.records(1).unwrap(), vec![(a, la, U)]);
         assert!(s.free_bytes().unwrap() > 0);
+    }
+
+    /// An object that would eat into the reserve is refused before any of it is written (kept
+    /// in memory or streamed), and the segment takes the next object where it would have.
+    #[test]
+    fn an_object_that_would_eat_into_the_reserve_is_refused_and_nothing_written() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path()).unwrap();
+        let free = s.free_bytes().unwrap();
+        // more than is free: every object is refused
+        s.set_reserve(free + (1 << 30));
+        for len in [1000, KEEP_MAX + 3 * STREAM_CHUNK] {
+            let mut i = s.receive().unwrap();
+            let wrote = i.write_all(&vec![7u8; len]);
+            let e = wrote
+                .and_then(|()| i.commit(|_, _, _| Ok(())).map(|_| ()))
+                .unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{len}: {e}");
+        }
+        assert!(s.records(1).unwrap().is_empty(), "nothing recorded");
+        s.set_reserve(0);
+        let (_, loc) = put(&s, b"after");
+        assert_eq!(
+            (loc.segment, loc.offset),
+            (1, HEADER_LEN),
+            "the first record of the same segment"
+        );
     }
 
     #[test]

@@ -567,7 +567,7 @@ struct GatewayOptions {
 impl Default for GatewayOptions {
     fn default() -> Self {
         GatewayOptions {
-            min_free_mib: 1,
+            min_free_mib: 64,
             token: None,
             allowed_calling: None,
         }
@@ -577,6 +577,8 @@ impl Default for GatewayOptions {
 /// The real binary, `umbra serve --config FILE`, its log appended to `DIR/gateway.log`.
 struct Gateway {
     child: Option<Child>,
+    /// What `/healthz` answers once the gateway is up: 200, or 503 when its disk is "full".
+    up_status: u16,
     config: PathBuf,
     log: PathBuf,
     spool: PathBuf,
@@ -618,6 +620,7 @@ impl Gateway {
         std::fs::write(&config, text).unwrap();
         let mut g = Gateway {
             child: None,
+            up_status: if o.min_free_mib >= 1 << 40 { 503 } else { 200 },
             config,
             log: dir.join("gateway.log"),
             spool,
@@ -628,7 +631,8 @@ impl Gateway {
         g
     }
 
-    /// Starts the process and waits until `/healthz` answers 200.
+    /// Starts the process and waits until `/healthz` answers as it should once up (200; 503
+    /// when the gateway was given a disk too full to take anything).
     fn spawn(&mut self) {
         let log = File::options()
             .create(true)
@@ -649,7 +653,7 @@ impl Gateway {
                 panic!("umbra serve exited at start ({st}):\n{}", self.log_text());
             }
             let ok = TcpStream::connect(("127.0.0.1", self.http)).is_ok()
-                && http(self.http, "GET", "/healthz", &[], b"").0 == 200;
+                && http(self.http, "GET", "/healthz", &[], b"").0 == self.up_status;
             if ok {
                 break;
             }
@@ -1172,6 +1176,14 @@ fn a_full_disk_refuses_associations_and_stow_and_writes_nothing() {
         &body,
     );
     assert_eq!(status, 503);
+    // and /healthz says why, for a load balancer to send elsewhere
+    let (status, body) = http(g.http, "GET", "/healthz", &[], b"");
+    assert_eq!(status, 503);
+    assert!(
+        String::from_utf8_lossy(&body).contains("nearly full"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let m = g.metrics();
     assert_eq!(received(&m), 0.0);
     assert!(get(&m, "umbra_refused_total") >= 2.0);
@@ -1568,4 +1580,112 @@ fn callers_not_allowed_are_rejected_and_counted() {
     let m = g.wait_idle(1.0, Duration::from_secs(30));
     assert_eq!(received(&m), 1.0);
     assert_eq!(get(&m, "umbra_refused_total"), 1.0);
+}
+
+/// A mounted file system, unmounted (lazily) when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A spool whose disk really fills up, from outside (a file written into the spool's 96 MiB
+/// tmpfs until nothing is left) while storescu sends: what finds no room is refused with status
+/// A700 (out of resources) or a transient association rejection, the gateway goes on running
+/// and `/healthz` answers 503; once the file is deleted the gateway carries on by itself, and
+/// every object it acknowledged arrives exactly once. Needs the right to mount (root): SKIPPED
+/// otherwise.
+#[test]
+fn a_spool_disk_filled_from_outside_refuses_then_drains_sending_each_object_once() {
+    let (Some(scu), Some(scp)) = (dcmtk("storescu"), dcmtk("storescp")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let spool = t.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m", "tmpfs"])
+        .arg(&spool)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    let _disk = Mounted(spool.clone());
+    let key = fixed_key(t);
+    let replicas = t.join("replicas");
+    ct_replicas(&replicas, 400);
+    let files = files_under(&replicas);
+    let groups = storescu_groups(&files);
+    let vendor_dir = t.join("vendor");
+    let vendor = Storescp::start(&scp, "VENDOR", &vendor_dir, true);
+    let mut g = Gateway::start(
+        t,
+        &key,
+        vendor.port,
+        GatewayOptions {
+            min_free_mib: 64,
+            ..Default::default()
+        },
+    );
+    let sender = {
+        let port = g.dimse;
+        std::thread::spawn(move || storescu_stored(&scu, "UMBRA", port, &groups))
+    };
+    let start = Instant::now();
+    while received(&g.metrics()) < 20.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nothing received"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // fill the disk to the last byte
+    let filler = spool.join("filler");
+    {
+        let mut f = File::create(&filler).unwrap();
+        let block = vec![0u8; 1 << 20];
+        while f.write_all(&block).is_ok() {}
+        let small = [0u8; 512];
+        while f.write_all(&small).is_ok() {}
+    }
+    let stored = sender.join().unwrap();
+    assert!(
+        stored.len() < files.len(),
+        "storescu got all {} stored on a full disk",
+        files.len()
+    );
+    let (status, body) = http(g.http, "GET", "/healthz", &[], b"");
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    eprintln!(
+        "{} of {} acknowledged before the disk was full; /healthz: {}",
+        stored.len(),
+        files.len(),
+        String::from_utf8_lossy(&body).trim()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // room again: the gateway carries on by itself
+    std::fs::remove_file(&filler).unwrap();
+    let start = Instant::now();
+    while files_under(&vendor_dir).len() < stored.len() && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // (give copies sent twice, if any, time to show)
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        files_under(&vendor_dir).len(),
+        stored.len(),
+        "the destination's copies against the {} objects acknowledged:\n{}",
+        stored.len(),
+        g.log_text()
+    );
+    let (status, _) = http(g.http, "GET", "/healthz", &[], b"");
+    assert_eq!(status, 200, "healthy again once there is room");
+    g.kill9();
 }
