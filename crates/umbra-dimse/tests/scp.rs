@@ -277,6 +277,22 @@ fn hostile_peers_are_aborted_and_the_listener_keeps_serving() {
         assert_eq!(pdu_types(&back), vec![2, 7], "A-ASSOCIATE-AC then A-ABORT");
     }
     echo_ok(port);
+
+    // associated, then silent: the DIMSE timeout ends the association (an A-ABORT, then the
+    // connection closes)
+    let start = Instant::now();
+    let back = hostile(port, &rq, false);
+    let took = start.elapsed();
+    assert_eq!(
+        pdu_types(&back),
+        vec![2, 7],
+        "A-ASSOCIATE-AC, then A-ABORT at the timeout"
+    );
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
+        "ended after {took:?}, the DIMSE timeout being 2 s"
+    );
+    echo_ok(port);
     scp.stop();
 }
 
