@@ -494,20 +494,20 @@ impl Config {
                     ("path", d.path.is_some()),
                 ])?;
                 let url = d.url.clone().ok_or_else(|| need("url"))?;
-                if !url.starts_with("http://") && !url.starts_with("https://") {
+                if !has_scheme(&url, "http://") && !has_scheme(&url, "https://") {
                     return Err(ConfigError(format!(
                         "destination {:?}: url must start with http:// or https://",
                         d.name
                     )));
                 }
-                if url.starts_with("https://") && !cfg!(feature = "tls") {
+                if has_scheme(&url, "https://") && !cfg!(feature = "tls") {
                     return Err(ConfigError(format!(
                         "destination {:?}: https needs a build with TLS (`--features tls`)",
                         d.name
                     )));
                 }
                 if let Some(t) = &d.tls {
-                    if !url.starts_with("https://") {
+                    if !has_scheme(&url, "https://") {
                         return Err(ConfigError(format!(
                             "destination {:?}: tls is given but the url is not https://",
                             d.name
@@ -515,7 +515,10 @@ impl Config {
                     }
                     // the STOW-RS client verifies the URL's host name, and no other
                     let host = url_host(&url);
-                    if t.server_name.as_deref().is_some_and(|n| n != host) {
+                    if t.server_name
+                        .as_deref()
+                        .is_some_and(|n| !n.eq_ignore_ascii_case(host))
+                    {
                         return Err(ConfigError(format!(
                             "destination {:?}: tls server_name cannot differ from the url's host \
                              ({host}) on a stow destination: put the name in the url",
@@ -634,13 +637,22 @@ pub fn parse_net(s: &str) -> Result<IpNet, ConfigError> {
         })
 }
 
-/// The host of an `http://` or `https://` URL (without port, path or brackets' contents
-/// checked: the HTTP client parses it properly when it connects).
+/// The host of an `http://` or `https://` URL: what follows the scheme, up to the path, without
+/// user information or port; an IPv6 address without its brackets.
 fn url_host(url: &str) -> &str {
-    url.split("://")
-        .nth(1)
-        .and_then(|r| r.split(['/', ':']).next())
-        .unwrap_or("")
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    }
+}
+
+/// Whether `url` starts with `scheme` (`http://`, `https://`), in any case.
+fn has_scheme(url: &str, scheme: &str) -> bool {
+    url.get(..scheme.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
 }
 
 fn check_ae(what: &str, ae: &str) -> Result<(), ConfigError> {
@@ -759,6 +771,22 @@ study_description = "^research"
         .unwrap();
         let e = c.preflight().unwrap_err().0;
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn the_host_of_a_url() {
+        for (url, host) in [
+            ("https://pacs.example/studies", "pacs.example"),
+            ("HTTPS://pacs.example:8443/dicomweb/studies", "pacs.example"),
+            ("https://user:pw@pacs.example/studies", "pacs.example"),
+            ("https://[::1]:8443/studies", "::1"),
+            ("http://10.0.0.5", "10.0.0.5"),
+            ("https://pacs.example?x=1", "pacs.example"),
+        ] {
+            assert_eq!(url_host(url), host, "{url}");
+        }
+        assert!(has_scheme("HTTPS://x", "https://"));
+        assert!(!has_scheme("http", "https://"));
     }
 
     #[test]

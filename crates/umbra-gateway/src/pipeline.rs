@@ -247,7 +247,11 @@ impl Shared {
             self.queue
                 .add_object(&obj)
                 .map_err(std::io::Error::other)
-                .inspect_err(|_| drop(self.recent.take(id)))?;
+                .inspect_err(|_| {
+                    // not acknowledged: the sender is told it was not stored
+                    self.queue_failing.store(true, Ordering::Relaxed);
+                    drop(self.recent.take(id));
+                })?;
             self.hints().queued_new = true;
             Ok(())
         })?;
@@ -452,9 +456,14 @@ impl Shared {
             .map(|(g, _)| drop(g));
     }
 
-    /// Sleeps `d` (after an error), unless woken or stopping.
+    /// Sleeps `d` after an error, unless stopping: new work does not cut it short (a failing
+    /// queue or disk is not tried again for every object that arrives).
     fn pause(&self, d: Duration) {
-        self.sleep(self.wakes(), d);
+        let (m, c) = &self.wake;
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = c
+            .wait_timeout_while(g, d, |_| !self.stop.load(Ordering::Relaxed))
+            .map(|(g, _)| drop(g));
     }
 
     fn hints(&self) -> std::sync::MutexGuard<'_, Hints> {
@@ -681,9 +690,10 @@ enum TakenFrom {
 /// first destination's job at once, with the object read and parsed once for both; then records
 /// the object, one job per destination and how the first ended, in one transaction with other
 /// objects' records (see [`Shared::record_routed`]). An object
-/// no route takes, or one that cannot be read, is quarantined under `_unrouted` with the reason.
-/// When that or the queue fails, the object goes back to wait and is taken again (a copy sent
-/// meanwhile is sent again, the same bytes).
+/// no route takes, or one that cannot be read, is quarantined under `_unrouted` with the reason;
+/// when that quarantine cannot be written, the object goes back to wait and is taken again.
+/// When the queue refuses the records, they wait to be written again (see
+/// [`Shared::record_now`]): nothing is sent twice.
 fn take_new(shared: &Shared, obj: NewObject, from: TakenFrom, senders: &mut Sender) {
     // reading runs a parser over received bytes: a bug it meets must quarantine the object, not
     // take the worker down (and the next one after a restart)
@@ -844,8 +854,23 @@ enum Ended {
 fn run_job(shared: &Shared, job: &Job, senders: &mut Sender) {
     let ended = attempt(shared, job, None, senders);
     let settled = settle(shared, job, ended);
-    if let Err(e) = shared.queue.end(job, settled.as_end()) {
-        tracing::error!(object = job.object, "queue: {e}");
+    // how the job ended must reach the queue, or the job stays running until the next start
+    // (which runs it again): when the queue cannot be written, this worker waits for it
+    loop {
+        match shared.queue.end(job, settled.as_end()) {
+            Ok(()) => {
+                shared.queue_failing.store(false, Ordering::Relaxed);
+                break;
+            }
+            Err(e) => {
+                tracing::error!(object = job.object, "queue: {e}");
+                shared.queue_failing.store(true, Ordering::Relaxed);
+                if shared.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                shared.pause(Duration::from_secs(1));
+            }
+        }
     }
     if let Settled::Retry { delay, .. } = &settled {
         shared.due_from(now() + delay.as_secs_f64());
@@ -1138,6 +1163,58 @@ mod tests {
             1,
             "and never sent again"
         );
+    }
+
+    /// A second destination's job whose end the queue refuses to record: the worker waits for
+    /// the queue (`queue_failing` set meanwhile) and records it once it can; the job neither
+    /// stays running nor is run again.
+    #[test]
+    fn a_job_end_the_queue_refuses_is_recorded_once_it_can_be() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        let config = Config::parse(&format!(
+            "spool = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
+             keep_forwarded_hours = 0\n\
+             [[destination]]\nname = \"a\"\nkind = \"folder\"\npath = \"{}\"\n\
+             [[destination]]\nname = \"b\"\nkind = \"folder\"\npath = \"{}\"\n\
+             [[route]]\ndestinations = [\"a\", \"b\"]\n",
+            d.path().join("spool").display(),
+            a.display(),
+            b.display()
+        ))
+        .unwrap();
+        let spool = Spool::open(&d.path().join("spool")).unwrap();
+        let queue = Queue::open(&spool.queue_path()).unwrap();
+        let shared = Arc::new(Shared::new(&config, spool, queue).unwrap());
+        let mut i = shared.spool.receive().unwrap();
+        i.write_all(&corpus_file("CT_small.dcm")).unwrap();
+        shared.store(i, "stow", "").unwrap();
+        let obj = shared.fresh().take().unwrap();
+        take_new(&shared, obj, TakenFrom::Memory, &mut Sender::default());
+        assert!(shared.record_now());
+        let job = shared
+            .claim()
+            .unwrap()
+            .expect("the second destination's job");
+        shared.queue.refuse_writes(true);
+        let runner = {
+            let s = shared.clone();
+            std::thread::spawn(move || run_job(&s, &job, &mut Sender::default()))
+        };
+        let t0 = std::time::Instant::now();
+        while !shared.queue_failing() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(shared.queue_failing(), "the refusal is seen");
+        assert!(!runner.is_finished(), "the worker waits for the queue");
+        shared.queue.refuse_writes(false);
+        runner.join().unwrap();
+        assert!(!shared.queue_failing());
+        let depth = shared.depth().unwrap();
+        assert_eq!((depth.unrouted, depth.pending, depth.running), (0, 0, 0));
+        assert!(shared.claim().unwrap().is_none(), "nothing is run again");
+        assert_eq!(std::fs::read_dir(&a).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(&b).unwrap().count(), 1);
     }
 
     /// An object no route takes is quarantined under `_unrouted` with the reason, and leaves
