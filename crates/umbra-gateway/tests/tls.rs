@@ -397,3 +397,79 @@ max_delay_seconds = 1
         "the sender without a certificate never failed"
     );
 }
+
+/// More associations than `max_associations` over TLS: the one too many gets a proper
+/// transient A-ASSOCIATE-RJ (local limit exceeded) over TLS, not a connection read as plain
+/// text and dropped, and it is counted as refused.
+#[test]
+fn over_capacity_a_tls_caller_gets_a_transient_rejection() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("SKIPPED: needs openssl");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_certs(dir);
+    let p = |f: &str| dir.join(f).display().to_string();
+    let dimse = free_port();
+    let config = umbra_gateway::Config::parse(&format!(
+        r#"
+spool = "{spool}"
+workers = 1
+[dimse]
+listen = "127.0.0.1:{dimse}"
+ae_title = "UMBRA"
+max_associations = 1
+tls = {{ cert_file = "{cert}", key_file = "{key}" }}
+[[destination]]
+name = "lab"
+kind = "folder"
+path = "{lab}"
+[[route]]
+destinations = ["lab"]
+"#,
+        spool = p("spool"),
+        cert = p("host.pem"),
+        key = p("host.key"),
+        lab = p("lab"),
+    ))
+    .unwrap();
+    let gw = umbra_gateway::Gateway::start(&config).unwrap();
+    let client = umbra_gateway::tls::ClientTls::load(
+        &umbra_gateway::tls::TlsClient {
+            ca_file: dir.join("ca.pem"),
+            cert_file: None,
+            key_file: None,
+            server_name: None,
+        },
+        "localhost",
+    )
+    .unwrap();
+    let peer = |calling: &str| {
+        let mut peer = umbra_dimse::PeerConfig::new("UMBRA", "127.0.0.1", dimse, calling);
+        peer.tls = Some((client.config.clone(), client.name.clone()));
+        peer.association_timeout = Duration::from_secs(10);
+        peer
+    };
+    let verification = umbra_dimse::Proposals::new().verification();
+    let mut first = umbra_dimse::Scu::associate(&peer("FIRST"), &verification).unwrap();
+    match umbra_dimse::Scu::associate(&peer("SECOND"), &verification) {
+        Err(umbra_dimse::Error::Rejected { result, reason }) => {
+            assert_eq!(result, "transient");
+            assert!(reason.contains("local limit exceeded"), "{reason}");
+        }
+        Err(e) => panic!("expected a transient rejection, got: {e}"),
+        Ok(_) => panic!("a second association got in past max_associations = 1"),
+    }
+    assert_eq!(first.echo().unwrap(), umbra_dimse::Status::SUCCESS);
+    first.release().unwrap();
+    let refused = gw
+        .shared()
+        .metrics
+        .render(None, None)
+        .lines()
+        .find_map(|l| l.strip_prefix("umbra_refused_total "))
+        .map(|v| v.trim().to_string());
+    gw.shutdown();
+    assert_eq!(refused.as_deref(), Some("1"));
+}
