@@ -1,6 +1,7 @@
 //! TLS against real peers: dcmtk's storescu sends over mutual TLS to the gateway, the gateway
-//! forwards over mutual TLS to dcmtk's storescp, and curl posts STOW-RS over HTTPS.
-//! Certificates are made by openssl for each run.
+//! forwards over mutual TLS to dcmtk's storescp, and curl posts STOW-RS over HTTPS; a gateway
+//! forwards STOW-RS over mutual TLS to another's listener; a TLS caller past the association
+//! limit is refused over TLS. Certificates are made by openssl for each run.
 #![cfg(feature = "tls")]
 
 use std::path::{Path, PathBuf};
