@@ -26,8 +26,11 @@ EVENT = struct.Struct("iIII")
 
 def trouble(metrics_url: str) -> str:
     """What has gone wrong according to the gateway's metrics, or ''."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as r:
-        text = r.read().decode()
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError as e:
+        return f"cannot read {metrics_url}: {e}"
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
         if name.startswith(("umbra_held_back_total", "umbra_failed_total")) and float(value) > 0:
