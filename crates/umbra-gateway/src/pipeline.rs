@@ -1096,20 +1096,34 @@ mod tests {
         }
     }
 
-    /// A gateway with one folder destination, `lab` at `out`, and one route to it with the
-    /// conditions `route` (TOML lines; empty: everything).
-    fn folder_shared(spool_dir: &Path, out: &Path, route: &str) -> Shared {
-        let config = Config::parse(&format!(
+    /// A gateway whose destinations are the folders `dests` (name, path), with one route to all
+    /// of them on the conditions `route` (TOML lines; empty: everything).
+    fn folders_shared(spool_dir: &Path, dests: &[(&str, &Path)], route: &str) -> Shared {
+        let mut toml = format!(
             "spool = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
-             keep_forwarded_hours = 0\n[[destination]]\nname = \"lab\"\nkind = \"folder\"\n\
-             path = \"{}\"\n[[route]]\ndestinations = [\"lab\"]\n{route}\n",
-            spool_dir.display(),
-            out.display()
-        ))
-        .unwrap();
+             keep_forwarded_hours = 0\n",
+            spool_dir.display()
+        );
+        for (name, path) in dests {
+            toml.push_str(&format!(
+                "[[destination]]\nname = \"{name}\"\nkind = \"folder\"\npath = \"{}\"\n",
+                path.display()
+            ));
+        }
+        let names: Vec<String> = dests.iter().map(|(n, _)| format!("{n:?}")).collect();
+        toml.push_str(&format!(
+            "[[route]]\ndestinations = [{}]\n{route}\n",
+            names.join(", ")
+        ));
+        let config = Config::parse(&toml).unwrap();
         let spool = Spool::open(spool_dir).unwrap();
         let queue = Queue::open(&spool.queue_path()).unwrap();
         Shared::new(&config, spool, queue).unwrap()
+    }
+
+    /// [`folders_shared`] with one destination, `lab` at `out`.
+    fn folder_shared(spool_dir: &Path, out: &Path, route: &str) -> Shared {
+        folders_shared(spool_dir, &[("lab", out)], route)
     }
 
     fn corpus_file(name: &str) -> Vec<u8> {
@@ -1172,20 +1186,11 @@ mod tests {
     fn a_job_end_the_queue_refuses_is_recorded_once_it_can_be() {
         let d = tempfile::tempdir().unwrap();
         let (a, b) = (d.path().join("a"), d.path().join("b"));
-        let config = Config::parse(&format!(
-            "spool = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
-             keep_forwarded_hours = 0\n\
-             [[destination]]\nname = \"a\"\nkind = \"folder\"\npath = \"{}\"\n\
-             [[destination]]\nname = \"b\"\nkind = \"folder\"\npath = \"{}\"\n\
-             [[route]]\ndestinations = [\"a\", \"b\"]\n",
-            d.path().join("spool").display(),
-            a.display(),
-            b.display()
-        ))
-        .unwrap();
-        let spool = Spool::open(&d.path().join("spool")).unwrap();
-        let queue = Queue::open(&spool.queue_path()).unwrap();
-        let shared = Arc::new(Shared::new(&config, spool, queue).unwrap());
+        let shared = Arc::new(folders_shared(
+            &d.path().join("spool"),
+            &[("a", &a), ("b", &b)],
+            "",
+        ));
         let mut i = shared.spool.receive().unwrap();
         i.write_all(&corpus_file("CT_small.dcm")).unwrap();
         shared.store(i, "stow", "").unwrap();
@@ -1292,31 +1297,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let spool_dir = d.path().join("spool");
         let out = d.path().join("lab");
-        let config = Config::parse(&format!(
-            "spool = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[retention]\n\
-             keep_forwarded_hours = 0\n[[destination]]\nname = \"lab\"\nkind = \"folder\"\n\
-             path = \"{}\"\n[[route]]\ndestinations = [\"lab\"]\n",
-            spool_dir.display(),
-            out.display()
-        ))
-        .unwrap();
-        let spool = Spool::open(&spool_dir).unwrap();
-        let queue = Queue::open(&spool.queue_path()).unwrap();
-        let shared = Shared::new(&config, spool, queue).unwrap();
-        let file = |name: &str| {
-            std::fs::read(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../tests/corpus/public/pydicom")
-                    .join(name),
-            )
-            .unwrap()
-        };
+        let shared = folder_shared(&spool_dir, &out, "");
         // one waiting in memory, one in the queue (as past the in-memory backlog): segment 1
         let mut a = shared.spool.receive().unwrap();
-        a.write_all(&file("CT_small.dcm")).unwrap();
+        a.write_all(&corpus_file("CT_small.dcm")).unwrap();
         shared.store(a, "stow", "").unwrap();
         let mut b = shared.spool.receive().unwrap();
-        b.write_all(&file("MR_small.dcm")).unwrap();
+        b.write_all(&corpus_file("MR_small.dcm")).unwrap();
         b.commit(|id, loc, _| {
             assert_eq!(loc.segment, 1);
             let obj = NewObject {
