@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{corpus, dcm_files, folder_gateway, run_workers_until};
+use common::{corpus, dcm_files, folder_gateway, metric, run_workers_until};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -199,13 +199,11 @@ fn recovered_objects_route_on_the_caller_they_came_with() {
     });
     // both objects have the same SOP Instance UID, so each destination holds one file per
     // object it got: count deliveries from the metrics instead
-    let text = shared.metrics.render(None, None);
     let forwarded = |dest: &str| {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(&format!("umbra_forwarded_total{{destination=\"{dest}\"}} "))
-            })
-            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+        metric(
+            &shared,
+            &format!("umbra_forwarded_total{{destination=\"{dest}\"}}"),
+        )
     };
     assert_eq!(
         forwarded("all"),

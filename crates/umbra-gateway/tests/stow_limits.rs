@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{corpus, folder_gateway};
+use common::{corpus, folder_gateway, metric};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -89,27 +89,20 @@ fn a_body_longer_than_max_body_is_refused_and_its_broken_off_part_not_stored() {
     rt.spawn(async move { axum::serve(listener, router(state)).await });
 
     let small = std::fs::read(corpus("CT_small.dcm")).unwrap();
-    let received = || {
-        shared
-            .metrics
-            .render(shared.depth().ok(), None)
-            .lines()
-            .find_map(|l| l.strip_prefix("umbra_received_total{listener=\"stow\"} "))
-            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
-    };
+    let received = || metric(&shared, "umbra_received_total{listener=\"stow\"}");
 
     // within the limit: stored
     assert_eq!(post(port, &multipart(&[&small]), false), 200);
     assert_eq!(post(port, &multipart(&[&small]), true), 200);
-    assert_eq!(received(), 2);
+    assert_eq!(received(), 2.0);
 
     // announced too long: refused before anything is read
     let big = [small.as_slice(), &vec![0u8; max_body as usize]].concat();
     assert_eq!(post(port, &multipart(&[&small, &big]), false), 413);
-    assert_eq!(received(), 2, "nothing of a refused body is stored");
+    assert_eq!(received(), 2.0, "nothing of a refused body is stored");
 
     // found too long while it streams: the first part fits and is stored, the one the limit
     // breaks off is not
     assert_eq!(post(port, &multipart(&[&small, &big]), true), 413);
-    assert_eq!(received(), 3, "only the part before the limit is stored");
+    assert_eq!(received(), 3.0, "only the part before the limit is stored");
 }

@@ -4,6 +4,10 @@
 //! limit is refused over TLS. Certificates are made by openssl for each run.
 #![cfg(feature = "tls")]
 
+mod common;
+
+use common::metric;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -376,12 +380,7 @@ max_delay_seconds = 1
     // give the sender without a certificate time for a few attempts
     std::thread::sleep(Duration::from_secs(3));
     let failed = |g: &umbra_gateway::Gateway| {
-        g.shared()
-            .metrics
-            .render(None, None)
-            .lines()
-            .find_map(|l| l.strip_prefix("umbra_failed_total{destination=\"partner\"} "))
-            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+        metric(g.shared(), "umbra_failed_total{destination=\"partner\"}")
     };
     let (failed_with, failed_without) = (failed(&with_cert), failed(&without_cert));
     with_cert.shutdown();
@@ -464,13 +463,7 @@ destinations = ["lab"]
     }
     assert_eq!(first.echo().unwrap(), umbra_dimse::Status::SUCCESS);
     first.release().unwrap();
-    let refused = gw
-        .shared()
-        .metrics
-        .render(None, None)
-        .lines()
-        .find_map(|l| l.strip_prefix("umbra_refused_total "))
-        .map(|v| v.trim().to_string());
+    let refused = metric(gw.shared(), "umbra_refused_total");
     gw.shutdown();
-    assert_eq!(refused.as_deref(), Some("1"));
+    assert_eq!(refused, 1.0);
 }

@@ -86,3 +86,15 @@ pub fn run_workers_until(
         w.join().unwrap();
     }
 }
+
+/// The value of one series of the gateway's `/metrics` text, e.g.
+/// `umbra_forwarded_total{destination="lab"}` (0 when it is not there).
+pub fn metric(shared: &Shared, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    shared
+        .metrics
+        .render(shared.depth().ok(), None)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
