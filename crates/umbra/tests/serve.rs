@@ -1496,8 +1496,7 @@ fn the_shipped_example_forwards_what_storescu_sends_to_storescp() {
         return;
     }
     assert_eq!(health.0, 200, "{}", health.1);
-    let ct = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/corpus/public/pydicom/CT_small.dcm");
+    let ct = corpus().join("pydicom/CT_small.dcm");
     let sent = dcmtk_command(&scu)
         .args(["-aec", "UMBRA", "127.0.0.1", "11112"])
         .arg(&ct)
